@@ -17,6 +17,7 @@ Run::
 
     python bench/rnn_longest_T.py                                   # 30 min per run: hours
     python bench/rnn_longest_T.py --budget 150 --T 20 30 50         # reduced version
+    python bench/rnn_longest_T.py --tasks addition --optimizers hf --T 50 100   # one column
 
 The budget counts training time only (compilation and held-out evaluations are
 left out); every run starts from the same sparse initialization and the same
@@ -38,6 +39,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 
 import rnn as example  # noqa: E402  (examples/rnn.py)
 
+OPTIMIZERS = ("hf", "hf-mu0", "adam")
+
 DEFAULT_T = {
     "addition": [20, 30, 50, 100, 150, 200],
     "memorization": [10, 20, 30, 50, 100, 200],
@@ -50,10 +53,14 @@ def parse_args(argv=None):
     p.add_argument("--T", type=int, nargs="+", default=None,
                    help="values of T to try, ascending (default: per task, up to 200)")
     p.add_argument("--budget", type=float, default=1800.0, help="training seconds per run (default 1800)")
+    p.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS),
+                   help="which runs to make (default all): hf = HF with --mu, hf-mu0 = HF without structural damping, adam")
     p.add_argument("--mu", type=float, default=0.03, help="structural damping weight of the first HF run")
     p.add_argument("--adam-lrs", type=float, nargs="+", default=[1e-3, 3e-3], help="Adam learning rates (default 1e-3 3e-3)")
     p.add_argument("--hidden", type=int, default=None, help="hidden units (default: the example's)")
     p.add_argument("--target", type=float, default=0.99)
+    p.add_argument("--eval-every", type=float, default=None,
+                   help="least training seconds between held-out evaluations (default: budget / 120, at least 1)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--train-size", type=int, default=None, help="training sequences (default: the example's)")
     p.add_argument("--out-dir", default="bench_rnn", help="folder for the runs' PNGs (default bench_rnn)")
@@ -71,12 +78,15 @@ def run_example(argv, verbose):
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    optimizers = [  # (name in the table, file-name slug, example flags)
-        (f"HF mu={args.mu:g}", f"hf-mu{args.mu:g}", ["--mu", str(args.mu), "--no-adam"]),
-        ("HF mu=0", "hf-mu0", ["--mu", "0", "--no-adam"]),
-        ("Adam (best lr)", "adam", ["--no-hf", "--adam-lrs", *map(str, args.adam_lrs)]),
-    ]
-    common = ["--budget", str(args.budget), "--target", str(args.target), "--seed", str(args.seed)]
+    everything = {  # key: (name in the table, file-name slug, example flags)
+        "hf": (f"HF mu={args.mu:g}", f"hf-mu{args.mu:g}", ["--mu", str(args.mu), "--no-adam"]),
+        "hf-mu0": ("HF mu=0", "hf-mu0", ["--mu", "0", "--no-adam"]),
+        "adam": ("Adam (best lr)", "adam", ["--no-hf", "--adam-lrs", *map(str, args.adam_lrs)]),
+    }
+    optimizers = [everything[key] for key in OPTIMIZERS if key in args.optimizers]
+    eval_every = args.eval_every if args.eval_every is not None else max(1.0, args.budget / 120)
+    common = ["--budget", str(args.budget), "--target", str(args.target), "--seed", str(args.seed),
+              "--eval-every", str(eval_every)]
     if args.hidden is not None:
         common += ["--hidden", str(args.hidden)]
     if args.train_size is not None:
