@@ -26,7 +26,8 @@ Loss
 HF
     Each update draws a new gradient batch of ``--hf-batch`` (2000) sequences
     from the training set; the CG (curvature) batch is a slice of
-    ``--cg-batch`` (100) of them; at most ``--max-cg`` (100) CG iterations;
+    ``--cg-batch`` (100) of them; at most ``--max-cg`` (100) CG iterations,
+    warm-started from ``--cg-decay`` (0.95) times the previous solution;
     initial damping λ = ``--damping`` (0.03, near where the Levenberg-Marquardt
     rule settles on this problem, instead of spending ~15 updates lowering it
     from 1); structural damping ``λ·μ·J_aᵀ diag(1 - h²) J_a`` on the hidden
@@ -290,7 +291,7 @@ def train_hf(model, train, valid, args):
     t0 = time.perf_counter()
     opt = hf.HFOptimizer(
         model.cost, model.s, model.params, inputs,
-        damping=args.damping, max_cg_iters=args.max_cg, structural_damping=structural,
+        damping=args.damping, max_cg_iters=args.max_cg, cg_decay=args.cg_decay, structural_damping=structural,
         cg_fraction=min(1.0, args.cg_batch / args.hf_batch),
     )
     label = f"HF (mu={args.mu:g})"
@@ -386,6 +387,8 @@ def parse_args(argv=None):
     p.add_argument("--mu", type=float, default=0.03, help="structural damping weight μ; 0 disables it (default 0.03)")
     p.add_argument("--damping", type=float, default=0.03, help="initial HF damping λ (default 0.03)")
     p.add_argument("--max-cg", type=int, default=100, help="CG iterations per HF update (default 100)")
+    p.add_argument("--cg-decay", type=float, default=0.95,
+                   help="CG warm start: the previous CG solution times this (default 0.95; 0 starts CG from zero)")
     p.add_argument("--hf-batch", type=int, default=2000, help="HF gradient batch, sequences (default 2000)")
     p.add_argument("--cg-batch", type=int, default=100, help="HF curvature batch, sequences (default 100)")
     p.add_argument("--adam-lrs", type=float, nargs="+", default=[1e-3, 3e-3], help="Adam learning rates (default 1e-3 3e-3)")
