@@ -44,7 +44,11 @@ def free_inputs(outputs) -> list:
 
 
 def check_inputs_used(inputs, outputs, owner: str) -> None:
-    """Raise if a listed input is unused, or a free input of ``outputs`` is not listed."""
+    """Raise if a listed input is not a symbolic input variable or is unused, or a
+    free input of ``outputs`` is not listed."""
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Variable) or isinstance(x, (SharedVariable, Constant)):
+            raise TypeError(f"{owner}: inputs[{i}] must be a symbolic input variable, got {x!r}")
     free = free_inputs(outputs)
     missing = [str(v) for v in free if v not in inputs]
     if missing:

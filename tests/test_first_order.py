@@ -580,3 +580,5 @@ def test_unused_or_missing_inputs_named_at_build():
         downhill.build("adam", loss, params=[w], inputs=[x, unused])
     with pytest.raises(ValueError, match=r"not listed in inputs"):
         downhill.build("adam", loss + pt.sum(unused), params=[w], inputs=[x])
+    with pytest.raises(TypeError, match=r"Adam: inputs\[1\] must be a symbolic input variable"):
+        downhill.build("adam", loss, params=[w], inputs=[x, w])

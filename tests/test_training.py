@@ -257,6 +257,8 @@ def test_inputs_and_data_mismatches_named():
         opt.train()
     with pytest.raises(ValueError, match=r"HFOptimizer: inputs\[2\].*not used"):
         hf.HFOptimizer(cost, s, params, inputs + [pt.matrix("unused")])
+    with pytest.raises(TypeError, match=r"HFOptimizer: inputs\[1\] must be a symbolic input variable"):
+        hf.HFOptimizer(cost, s, params, [inputs[0], params[0]] + inputs[2:])
     with pytest.raises(TypeError, match="line_search"):
         hf.HFOptimizer(cost, s, params, inputs, line_search="yes")
     with pytest.raises(TypeError, match="cg_decay"):

@@ -268,10 +268,7 @@ class Optimizer(Trainer):
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{owner}: params lists a variable twice")
         self.inputs = list(found_inputs if inputs is None else inputs)
-        for i, v in enumerate(self.inputs):
-            if not isinstance(v, Variable) or isinstance(v, (SharedVariable, Constant)):
-                raise TypeError(f"{owner}: inputs[{i}] must be a symbolic input variable, got {v!r}")
-        if inputs is not None:
+        if inputs is not None:  # found inputs are the graph's own free inputs
             check_inputs_used(
                 self.inputs, [loss] + [e for _, e in self.monitors] + [u[1] for u in self.user_updates], owner
             )
