@@ -42,14 +42,19 @@ def _check_run(run, *, label):
     assert run["solved_at"] is None or run["solved_at"] <= run["seconds"]
 
 
-def test_rnn_example_addition(tmp_path):
+def _run_rnn(tmp_path, *argv):
+    """``examples/rnn.py`` with tiny settings; checks that it wrote a PNG and returns its result."""
     pytest.importorskip("matplotlib")
-    rnn = load_example("rnn")
     png = tmp_path / "rnn.png"
-    result = rnn.main(["--task", "addition", "--T", "20", "--adam-lrs", "0.01", "0.003", "--out", str(png), *RNN_TINY])
-
+    result = load_example("rnn").main([*argv, "--out", str(png), *RNN_TINY])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["png"] == str(png)
+    return result
+
+
+def test_rnn_example_addition(tmp_path):
+    result = _run_rnn(tmp_path, "--task", "addition", "--T", "20", "--adam-lrs", "0.01", "0.003")
+
     assert (result["task"], result["T"], result["hidden"], result["target"]) == ("addition", 20, 8, 0.99)
     _check_run(result["hf"], label="HF (mu=0.03)")
     # HF's first update already fits the mean of the targets: the held-out loss drops.
@@ -64,12 +69,8 @@ def test_rnn_example_addition(tmp_path):
 
 
 def test_rnn_example_memorization_without_structural_damping(tmp_path):
-    pytest.importorskip("matplotlib")
-    rnn = load_example("rnn")
-    png = tmp_path / "memo.png"
-    result = rnn.main(["--task", "memorization", "--T", "5", "--mu", "0", "--no-adam", "--out", str(png), *RNN_TINY])
+    result = _run_rnn(tmp_path, "--task", "memorization", "--T", "5", "--mu", "0", "--no-adam")
 
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _check_run(result["hf"], label="HF (mu=0)")
     assert result["adam"] == [] and result["adam_best"] is None
     assert result["hf"]["loss"] < result["hf"]["curve"]["loss"][0]
