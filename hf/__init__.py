@@ -6,6 +6,7 @@ downhill-compatible first-order module, :mod:`hf.first_order`, beside it.
 """
 
 from . import cg, checkpoint, damping, init
+from ._compile import default_mode, function
 from .curvature import (
     StructuralDamping,
     damped_gauss_newton_product,
@@ -33,4 +34,6 @@ __all__ = [
     "damping",
     "checkpoint",
     "init",
+    "function",
+    "default_mode",
 ]

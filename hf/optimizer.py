@@ -239,6 +239,11 @@ class HFOptimizer(Trainer):
             args = args + (np.float64(structural_coef),)
         return self.reduce(self._f_gv, batch, *args)[0]
 
+    def loss_grad(self, batch: Batch):
+        """Mean loss, monitors and flat float64 gradient on ``batch``: ``(loss, [monitors], g)``."""
+        outs = self.reduce(self._f_loss_grad, batch)
+        return float(outs[0]), [float(m) for m in outs[1:-1]], outs[-1]
+
     def loss_at(self, theta, batch: Batch) -> float:
         """Loss at parameters ``theta`` (flat) on ``batch``, shared variables untouched."""
         return float(self.reduce(self._f_loss_at, batch, np.asarray(theta, dtype=np.float64))[0])
