@@ -19,6 +19,35 @@ integers of any size (e.g. the 128-bit state of a PCG64 generator) exactly.
 the destination directory, flushed to disk and renamed over the destination,
 so a crash at any moment leaves either the previous or the new complete file.
 Files contain no timestamps: saving the same state twice gives identical bytes.
+The HDF5 file is built in memory and written with plain ``os.write`` calls, so
+a full disk (or a file size limit) gives one :class:`OSError` naming the path,
+the previous checkpoint stays intact and no temporary file is left behind.
+:func:`check_writable` reports a missing or read-only directory before any
+training starts.
+
+Integrity
+---------
+The root attribute ``checksum`` (format version 2) is a SHA-256 over the
+whole content: every group and dataset name, every attribute and every value,
+scalars included.  :func:`load` refuses, with :class:`CheckpointError`, a file
+whose content no longer matches it, e.g. a scalar edited with h5py.  Version 1
+files (no ``checksum``; HDF5's Fletcher-32 covers their arrays only) are
+still read.
+
+:func:`load` also refuses non-finite floating-point values (NaN, +inf, -inf,
+in scalars and in arrays, complex included) anywhere under the top-level
+``optimizer`` and ``loop`` groups of a training checkpoint, since resuming
+from them cannot make progress (a NaN damping stalls training), with two
+exceptions:
+
+* ``loop/best_loss`` may be ``+inf`` (no finite validation loss yet), not NaN
+  or ``-inf``;
+* ``loop/last_valid`` holds the validation metrics as last measured and may
+  hold any value (a diverged validation loss is NaN or inf).
+
+Other groups are not checked: ``history`` columns use NaN for missing
+entries and record diverged losses as they were, ``params`` are the user's
+and ``datasets`` hold no floating-point state that must be finite.
 
 Examples
 --------
@@ -31,7 +60,11 @@ Examples
 >>> state['step'], state['note'], state['params']['W'].dtype
 (3, None, dtype('float64'))
 """
+import errno
 import glob
+import hashlib
+import io
+import math
 import os
 import uuid
 from collections.abc import Mapping
@@ -44,6 +77,7 @@ __all__ = [
     "CheckpointError",
     "save",
     "load",
+    "check_writable",
     "check_params",
     "rng_state",
     "set_rng_state",
@@ -51,8 +85,14 @@ __all__ = [
 ]
 
 #: Version of the on-disk layout written by :func:`save`.  :func:`load` reads
-#: files of this version or older and refuses newer ones.
-FORMAT_VERSION = 1
+#: files of this version or older and refuses newer ones.  Version 2 added the
+#: whole-file ``checksum`` attribute; version 1 files (arrays checksummed by
+#: HDF5's Fletcher-32 filter only) are still read.
+FORMAT_VERSION = 2
+
+# Root attribute holding the whole-content checksum (version >= 2).
+_CHECKSUM_ATTR = "checksum"
+_CHECKSUM_PREFIX = "sha256:"
 
 # Value of the ``type`` attribute of each node, by kind of Python value.
 _DICT = "dict"
@@ -102,12 +142,18 @@ def save(path, state):
     ValueError
         If a key is not a valid HDF5 name.
     OSError
-        If the file cannot be written; ``path`` is left untouched.
+        If the file cannot be written (disk full, file size limit, directory
+        missing or read-only, ...): one error, with the ``errno`` of the
+        failed system call, whose message names ``path`` and says that the
+        previous checkpoint there (if any) is intact.  ``path`` is left
+        untouched and the temporary file is removed.
 
     Notes
     -----
-    The file is written to ``<path>.tmp-<pid>-<random>`` in the same
-    directory, closed, ``os.fsync``-ed, renamed onto ``path`` with
+    The whole HDF5 file is first built in memory, so HDF5 itself never
+    writes to disk and never meets a disk error.  The bytes are then written
+    with plain ``os.write`` calls to ``<path>.tmp-<pid>-<random>`` in the
+    same directory, ``os.fsync``-ed, renamed onto ``path`` with
     :func:`os.replace` and the directory is ``fsync``-ed, so that a crash at
     any moment leaves either the old or the new complete file at ``path``.
     Temporary files left by killed writers (whose process no longer exists)
@@ -117,28 +163,130 @@ def save(path, state):
         raise TypeError(f"save: state must be a dict, got {type(state).__name__}")
     _validate(state, "state")
     path = os.fspath(path)
+    image = _serialize(state)
     directory = os.path.dirname(os.path.abspath(path))
     _remove_stale_temporaries(path)
-    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    tmp = _temporary_name(path)
+    had_previous = os.path.exists(path)
     try:
-        with h5py.File(tmp, "w", libver="v110", track_order=True) as f:
-            f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-            f.attrs["type"] = _DICT
-            for key, value in state.items():
-                _write(f, key, value)
-        fd = os.open(tmp, os.O_RDONLY)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as err:
+        raise _write_error(path, err, had_previous) from None
+    try:
         try:
+            _write_all(fd, image)
             os.fsync(fd)
-        finally:
-            os.close(fd)
+        except BaseException:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            raise
+        os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.remove(tmp)
         except OSError:
             pass
+        if isinstance(err, OSError):
+            raise _write_error(path, err, had_previous) from None
         raise
     _fsync_directory(directory)
+
+
+def _temporary_name(path):
+    """``<path>.tmp-<pid>-<random>``: the pattern :func:`_remove_stale_temporaries` knows."""
+    return f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _write_error(path, err, had_previous):
+    """One OSError (same errno, so the same subclass) naming ``path``."""
+    reason = err.strerror or str(err)
+    if had_previous:
+        outcome = f"the previous checkpoint {path!r} is intact"
+    else:
+        outcome = f"no checkpoint was written at {path!r}"
+    return OSError(err.errno, f"cannot write checkpoint {path!r}: {reason}; {outcome} "
+                              "and the temporary file was removed")
+
+
+def _serialize(state):
+    """The complete HDF5 file of ``state``, built in memory, as bytes."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", libver="v110", track_order=True) as f:
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["type"] = _DICT
+        for key, value in state.items():
+            _write(f, key, value)
+        f.attrs[_CHECKSUM_ATTR] = _checksum(f)
+    return buffer.getvalue()
+
+
+def check_writable(path):
+    """Check, before any training, that a checkpoint can be written at ``path``.
+
+    A small probe file is created in the directory of ``path`` (under the
+    temporary name :func:`save` uses), written and removed again, so a
+    missing directory, a read-only directory or file system, or a full disk
+    is reported now rather than when the first checkpoint is written.
+    ``path`` itself is neither created nor modified.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file that :func:`save` will write.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory of ``path`` does not exist.
+    NotADirectoryError
+        If the parent of ``path`` is not a directory.
+    IsADirectoryError
+        If ``path`` is an existing directory.
+    OSError
+        If the directory is not writable (``PermissionError`` for a
+        permission problem, ``errno.EROFS`` for a read-only file system,
+        ``errno.ENOSPC`` for a full disk); the message names ``path`` and
+        its directory.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(directory):
+        raise FileNotFoundError(errno.ENOENT, f"cannot write checkpoint {path!r}: directory "
+                                              f"{directory!r} does not exist")
+    if not os.path.isdir(directory):
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write checkpoint {path!r}: "
+                                                f"{directory!r} is not a directory")
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write checkpoint {path!r}: it is a directory")
+    probe = _temporary_name(path)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write checkpoint {path!r}: directory {directory!r} is "
+                                 f"not writable ({err.strerror or err})") from None
+    try:
+        try:
+            _write_all(fd, b"hf checkpoint write probe\n")
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write checkpoint {path!r}: cannot write a file in "
+                                 f"directory {directory!r} ({err.strerror or err})") from None
+    finally:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
 
 
 def _fsync_directory(directory):
@@ -289,6 +437,59 @@ def _write(group, key, value):
     raise TypeError(f"save: unsupported type {type(value).__name__} for key {key!r}")
 
 
+# --------------------------------------------------------------------------- checksum
+
+def _checksum(root):
+    """SHA-256 of everything in an open file except the ``checksum`` attribute itself.
+
+    Covers, for every group and dataset in iteration order, its full name,
+    whether it is a group or a dataset, every attribute (name and value,
+    ``format_version`` and ``type`` included), and every dataset's dtype,
+    shape and values as h5py reads them.  Any change made after :func:`save`
+    (a scalar or attribute edited with h5py, a node added, removed or
+    renamed) changes it.
+    """
+    digest = hashlib.sha256()
+
+    def put(tag, data):
+        digest.update(tag + len(data).to_bytes(8, "little") + data)
+
+    def visit(node):
+        put(b"N", node.name.encode("utf-8"))
+        names = sorted(n for n in node.attrs.keys() if not (node == root and n == _CHECKSUM_ATTR))
+        put(b"A", str(len(names)).encode())
+        for name in names:
+            put(b"a", name.encode("utf-8"))
+            put(b"v", _value_bytes(node.attrs[name]))
+        if isinstance(node, h5py.Group):
+            keys = list(node.keys())
+            put(b"G", str(len(keys)).encode())
+            for key in keys:
+                visit(node[key])
+        else:
+            put(b"D", str(node.dtype).encode() + b"|" + repr(node.shape).encode())
+            put(b"d", _value_bytes(node[()]))
+
+    visit(root)
+    return _CHECKSUM_PREFIX + digest.hexdigest()
+
+
+def _value_bytes(value):
+    """Unambiguous bytes of a value read by h5py (attribute or dataset contents)."""
+    if isinstance(value, str):
+        return b"s" + value.encode("utf-8")
+    if isinstance(value, bytes):
+        return b"b" + value
+    if isinstance(value, h5py.Empty):
+        return b"e" + str(value.dtype).encode()
+    array = np.asarray(value)
+    if array.dtype.kind == "O":  # variable-length strings or other objects, item by item
+        parts = [_value_bytes(item) for item in array.reshape(-1)]
+        return (b"o" + repr(array.shape).encode()
+                + b"".join(len(p).to_bytes(8, "little") + p for p in parts))
+    return b"n" + array.dtype.str.encode() + repr(array.shape).encode() + b"|" + array.tobytes()
+
+
 # --------------------------------------------------------------------------- load
 
 def load(path):
@@ -311,8 +512,11 @@ def load(path):
         If ``path`` does not exist.
     CheckpointError
         If the file is not an HDF5 file, is truncated or corrupt, has no
-        ``format_version`` attribute, or was written by a newer format
-        version.  The message names the path and the reason.
+        ``format_version`` attribute, was written by a newer format version,
+        does not match its checksum (any value or attribute changed after
+        :func:`save`), or holds a non-finite value where the rule of the
+        module docstring requires a finite one.  The message names the path
+        and the reason.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -338,16 +542,77 @@ def load(path):
             if not (np.ndim(version) == 0 and np.issubdtype(np.asarray(version).dtype, np.integer)):
                 raise CheckpointError(f"cannot read checkpoint {path!r}: format_version "
                                       f"{version!r} is not an integer")
-            if int(version) > FORMAT_VERSION:
+            version = int(version)
+            if version > FORMAT_VERSION:
                 raise CheckpointError(f"cannot read checkpoint {path!r}: format version "
-                                      f"{int(version)} is newer than the supported version "
+                                      f"{version} is newer than the supported version "
                                       f"{FORMAT_VERSION}; upgrade hf")
-            return _read_group_dict(f, path)
+            if version < 1:
+                raise CheckpointError(f"cannot read checkpoint {path!r}: unknown format "
+                                      f"version {version}")
+            if version >= 2:
+                _verify_checksum(f, path)
+            state = _read_group_dict(f, path)
     except CheckpointError:
         raise
     except Exception as err:  # corrupt metadata or data (checksums), bad values
         raise CheckpointError(f"cannot read checkpoint {path!r}: corrupt file "
                               f"({type(err).__name__}: {err})") from err
+    _check_finite(state, path)
+    return state
+
+
+def _verify_checksum(f, path):
+    stored = _attr_str(f, _CHECKSUM_ATTR)
+    if stored is None:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: no {_CHECKSUM_ATTR!r} "
+                              f"attribute (required since format version 2)")
+    if not (isinstance(stored, str) and stored.startswith(_CHECKSUM_PREFIX)):
+        raise CheckpointError(f"cannot read checkpoint {path!r}: malformed {_CHECKSUM_ATTR!r} "
+                              f"attribute {stored!r}")
+    if _checksum(f) != stored:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: checksum mismatch, the file "
+                              "was modified or corrupted after it was written")
+
+
+# Top-level groups of a training checkpoint whose floating-point values must be
+# finite, and the exceptions inside them (see the module docstring).
+_FINITE_GROUPS = ("optimizer", "loop")
+_ANY_VALUE = ("loop", "last_valid")     # validation metrics as last seen: NaN/inf possible
+_INF_ALLOWED = ("loop", "best_loss")    # +inf before the first finite validation loss
+
+
+def _check_finite(state, path):
+    """Refuse non-finite floats under ``optimizer`` and ``loop`` (module docstring)."""
+    for group in _FINITE_GROUPS:
+        if group in state:
+            _check_finite_node(state[group], (group,), path)
+
+
+def _check_finite_node(value, where, path):
+    if where == _ANY_VALUE:
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_finite_node(item, where + (key,), path)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_finite_node(item, where + (str(i),), path)
+        return
+    if isinstance(value, (float, np.floating, np.complexfloating)) or (
+            isinstance(value, np.ndarray) and value.dtype.kind in "fc"):
+        array = np.asarray(value)
+        if where == _INF_ALLOWED and array.dtype.kind == "f":
+            bad = ~(np.isfinite(array) | np.isposinf(array))
+            allowed = "finite or +inf"
+        else:
+            bad = ~np.isfinite(array)
+            allowed = "finite"
+        if np.any(bad):
+            shown = value if array.ndim == 0 else f"{int(np.count_nonzero(bad))} non-finite entries"
+            raise CheckpointError(f"cannot read checkpoint {path!r}: {'/'.join(where)} must be "
+                                  f"{allowed}, got {shown}")
 
 
 def _attr_str(node, name):
