@@ -311,3 +311,178 @@ def test_set_rng_state_type_mismatch():
         checkpoint.set_rng_state(np.random.Generator(np.random.MT19937(0)), state)
     with pytest.raises(TypeError, match="RandomState"):
         checkpoint.rng_state(np.random.RandomState(0))
+
+
+# --------------------------------------------------------------------------- checksum
+
+def _training_state():
+    """A state laid out like the one HFOptimizer.save_checkpoint writes."""
+    rng = np.random.default_rng(1)
+    return {
+        "kind": "HFOptimizer",
+        "params": {"W": rng.standard_normal((3, 2)), "b": np.zeros(2)},
+        "optimizer": {"damping": np.float64(0.75), "cg_x": rng.standard_normal(8),
+                      "has_cg_x": True},
+        "loop": {
+            "updates": 4,
+            "best_loss": np.float64(0.5),
+            "bad_validations": 1,
+            "best_params": {"W": rng.standard_normal((3, 2)), "b": np.ones(2)},
+            "last_valid": {"loss": np.float64(0.625), "best_loss": np.float64(0.5)},
+        },
+        "history": {"update": np.arange(1.0, 5.0), "loss": np.array([2.0, 1.0, np.nan, 0.5])},
+        "datasets": {"train": {"cursor": 3, "rng": checkpoint.rng_state(np.random.default_rng(2))}},
+    }
+
+
+def _edit_damping(f):
+    f["optimizer/damping"][()] = 0.5  # a plausible value: only a checksum can tell
+
+
+def _edit_nan_damping(f):
+    f["optimizer/damping"][()] = np.nan
+
+
+def _edit_int(f):
+    f["loop/updates"][()] = 5
+
+
+def _edit_bool(f):
+    f["optimizer/has_cg_x"][()] = False
+
+
+def _edit_string(f):
+    f["kind"][()] = "Adam"
+
+
+def _edit_array_element(f):
+    f["params/b"][0] = 1.0  # arrays: Fletcher-32 is recomputed by HDF5 on a write
+
+
+def _edit_history(f):
+    f["history/loss"][2] = 0.75
+
+
+def _edit_type_attribute(f):
+    f["loop/updates"].attrs["type"] = "npscalar"
+
+
+def _edit_add_attribute(f):
+    f["optimizer"].attrs["note"] = "edited"
+
+
+def _edit_root_attribute(f):
+    f.attrs["type"] = "list"
+
+
+def _edit_add_dataset(f):
+    f["optimizer/extra"] = np.float64(1.0)
+
+
+def _edit_remove_dataset(f):
+    del f["loop/bad_validations"]
+
+
+def _edit_replace_dataset(f):
+    del f["optimizer/damping"]
+    f["optimizer/damping"] = np.float64(0.75)  # same value, new type attribute missing
+
+
+@pytest.mark.parametrize("edit", [
+    _edit_damping, _edit_nan_damping, _edit_int, _edit_bool, _edit_string, _edit_array_element,
+    _edit_history, _edit_type_attribute, _edit_add_attribute, _edit_root_attribute,
+    _edit_add_dataset, _edit_remove_dataset, _edit_replace_dataset,
+], ids=lambda edit: edit.__name__[len("_edit_"):])
+def test_any_edit_after_save_is_detected(tmp_path, edit):
+    path = tmp_path / "ck.h5"
+    checkpoint.save(path, _training_state())
+    _assert_same(checkpoint.load(path), _training_state())  # unedited: loads
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    with pytest.raises(CheckpointError, match=r"ck\.h5.*checksum"):
+        checkpoint.load(path)
+
+
+def test_checksum_is_stored_and_missing_one_refused(tmp_path):
+    path = tmp_path / "ck.h5"
+    checkpoint.save(path, {"x": 1.5})
+    with h5py.File(path, "r+") as f:
+        assert str(f.attrs["checksum"]).startswith("sha256:")
+        assert len(str(f.attrs["checksum"])) == len("sha256:") + 64
+        del f.attrs["checksum"]
+    with pytest.raises(CheckpointError, match=r"ck\.h5.*no 'checksum'"):
+        checkpoint.load(path)
+    checkpoint.save(path, {"x": 1.5})
+    with h5py.File(path, "r+") as f:
+        f.attrs["checksum"] = "sha256:" + "0" * 64
+    with pytest.raises(CheckpointError, match=r"ck\.h5.*checksum mismatch"):
+        checkpoint.load(path)
+
+
+def _as_version_1(path):
+    """Rewrite a saved file as format version 1 wrote it: no checksum attribute."""
+    with h5py.File(path, "r+") as f:
+        del f.attrs["checksum"]
+        f.attrs["format_version"] = np.int64(1)
+
+
+def test_version_1_files_still_load(tmp_path):
+    path = tmp_path / "v1.h5"
+    checkpoint.save(path, _training_state())
+    _as_version_1(path)
+    _assert_same(checkpoint.load(path), _training_state())
+    with h5py.File(path, "r+") as f:  # without a checksum, the value checks still apply
+        f["optimizer/damping"][()] = np.nan
+    with pytest.raises(CheckpointError, match=r"v1\.h5.*optimizer/damping must be finite, got nan"):
+        checkpoint.load(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = np.int64(0)
+    with pytest.raises(CheckpointError, match=r"v1\.h5.*unknown format version 0"):
+        checkpoint.load(path)
+
+
+# --------------------------------------------------------------------------- finite values
+
+def _set(state, where, value):
+    *parents, last = where.split("/")
+    node = state
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return state
+
+
+@pytest.mark.parametrize("where, value", [
+    ("optimizer/damping", np.float64(np.nan)),
+    ("optimizer/damping", np.float64(np.inf)),
+    ("optimizer/damping", float("-inf")),
+    ("optimizer/cg_x", np.array([0.0, np.nan, 1.0])),
+    ("optimizer/slots", {"W": {"m": np.array([[1.0, np.inf]], dtype=np.float32)}}),
+    ("optimizer/global", {"scale": np.complex128(complex(1.0, np.nan))}),
+    ("optimizer/trace", [1.0, float("nan")]),
+    ("loop/best_loss", np.float64(np.nan)),
+    ("loop/best_loss", np.float64(-np.inf)),
+    ("loop/best_params/W", np.full((3, 2), np.nan)),
+    ("loop/extra", float("inf")),
+])
+def test_non_finite_optimizer_and_loop_values_refused(tmp_path, where, value):
+    path = tmp_path / "ck.h5"
+    checkpoint.save(path, _set(_training_state(), where, value))  # save itself does not judge
+    with pytest.raises(CheckpointError, match=rf"ck\.h5.*{where.split('/')[0]}/.* must be finite"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("where, value", [
+    ("loop/best_loss", np.float64(np.inf)),          # no finite validation loss yet
+    ("loop/last_valid/loss", np.float64(np.nan)),   # a diverged validation, as measured
+    ("loop/last_valid/best_loss", np.float64(np.inf)),
+    ("history/loss", np.array([np.nan, np.inf, 1.0, 0.5])),
+    ("params/W", np.full((3, 2), np.inf)),
+    ("loop/best_params", None),
+    ("optimizer/cg_x", np.zeros(0)),
+])
+def test_legitimate_non_finite_values_load(tmp_path, where, value):
+    path = tmp_path / "ck.h5"
+    state = _set(_training_state(), where, value)
+    checkpoint.save(path, state)
+    _assert_same(checkpoint.load(path), state)
