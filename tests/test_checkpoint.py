@@ -185,26 +185,61 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+def _start_writer(path):
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), checkpoint.__file__],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"  # one complete checkpoint on disk
+    return proc
+
+
+def _kill(proc):
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+def _temporaries(path, pid):
+    """The temporary files of writer ``pid``: present while it writes, until its rename."""
+    return list(path.parent.glob(f"{path.name}.tmp-{pid}-*"))
+
+
+def _assert_consistent(path):
+    state = checkpoint.load(path)
+    tag = state["tag"]
+    assert tag in (0, 1)
+    np.testing.assert_array_equal(state["x"], np.full(1_000_000, float(tag)))
+    np.testing.assert_array_equal(state["nested"]["y"], np.full(1000, float(tag)))
+
+
 def test_atomic_against_sigkill(tmp_path):
     path = tmp_path / "ck.h5"
     killed_mid_write = 0
-    for delay in (0.0, 0.013, 0.05, 0.11, 0.23):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), checkpoint.__file__],
-                                stdout=subprocess.PIPE, text=True)
+    # Kills at fixed delays land anywhere in the save cycle (building the file
+    # in memory, writing it, renaming it).
+    for delay in (0.0, 0.013, 0.05, 0.11):
+        proc = _start_writer(path)
         try:
-            assert proc.stdout.readline().strip() == "ready"
             time.sleep(delay)
         finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            proc.stdout.close()
-        killed_mid_write += any(p.name != "ck.h5" for p in tmp_path.iterdir())
-        state = checkpoint.load(path)
-        tag = state["tag"]
-        assert tag in (0, 1)
-        np.testing.assert_array_equal(state["x"], np.full(1_000_000, float(tag)))
-        np.testing.assert_array_equal(state["nested"]["y"], np.full(1000, float(tag)))
-    print(f"writer killed during a save {killed_mid_write} times out of 5")
+            _kill(proc)
+        killed_mid_write += bool(_temporaries(path, proc.pid))
+        _assert_consistent(path)
+    # Kills aimed at the write itself: sent as soon as the writer's temporary
+    # file appears, retried (a bounded number of times) until one lands before
+    # the rename, which the temporary file left behind shows.
+    for _ in range(10):
+        if killed_mid_write >= 1:
+            break
+        proc = _start_writer(path)
+        try:
+            deadline = time.monotonic() + 10.0
+            while not _temporaries(path, proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.0005)
+        finally:
+            _kill(proc)
+        killed_mid_write += bool(_temporaries(path, proc.pid))
+        _assert_consistent(path)
+    assert killed_mid_write >= 1, "no SIGKILL landed while a checkpoint was being written"
     checkpoint.save(path, {"after": True})  # leftovers of killed writers do not matter
     assert checkpoint.load(path) == {"after": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.h5"]
