@@ -1,4 +1,5 @@
 """Tests for hf.dataset: batching, shuffling, lazy HDF5 reads, resume, sequences, errors."""
+import pickle
 from types import SimpleNamespace
 
 import h5py
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 
 from hf import checkpoint
-from hf.dataset import (Dataset, RaggedArray, SequenceDataset, as_dataset, batch_size_of,
-                        split_batch)
+from hf.dataset import (ArrayDataset, CallableDataset, Dataset, RaggedArray, SequenceDataset,
+                        as_dataset, batch_size_of, split_batch)
 
 
 def _data(n=100, seed=0):
@@ -203,13 +204,13 @@ def test_constructor_errors():
         Dataset([x[:0]], name="d")
     with pytest.raises(ValueError, match="empty list"):
         Dataset([])
-    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"Dataset 'dataset': batch_size must be a positive integer, got 0"):
         Dataset([x], batch_size=0)
-    with pytest.raises(TypeError, match=r"batch_size must be a positive int, got 2\.5"):
+    with pytest.raises(TypeError, match=r"batch_size must be a positive integer, got 2\.5 \(float\)"):
         Dataset([x], batch_size=2.5)
     with pytest.raises(TypeError, match=r"batch_size.*True"):
         Dataset([x], batch_size=True)
-    with pytest.raises(ValueError, match=r"iteration_size must be a positive int, got -1"):
+    with pytest.raises(ValueError, match=r"iteration_size must be a positive integer, got -1"):
         Dataset([x], iteration_size=-1)
     with pytest.raises(TypeError, match=r"iteration_size.*'3'"):
         Dataset([x], iteration_size="3")
@@ -223,8 +224,10 @@ def test_constructor_errors():
         Dataset([x, [1, 2, 3]])
     with pytest.raises(TypeError, match=r"list or tuple of arrays or a callable, got ndarray"):
         Dataset(x)
-    with pytest.raises(TypeError, match="rng must be"):
-        Dataset([x], rng=np.random.RandomState(0))
+    with pytest.raises(TypeError, match=r"Dataset 'd': rng must be None, an int seed"):
+        Dataset([x], name="d", rng="0")
+    with pytest.raises(ValueError, match="rng seed must be non-negative, got -1"):
+        Dataset([x], rng=-1)
 
 
 def test_nan_batch_reported_with_batch_index():
@@ -272,6 +275,102 @@ def test_as_dataset():
     assert isinstance(seqs, SequenceDataset)
     with pytest.raises(TypeError, match="bogus"):
         as_dataset([x], "train", bogus=1)
+
+
+def test_dataset_builds_array_or_callable_dataset_and_keeps_its_public_kind():
+    x, y = _data(10)
+    arrays = Dataset([x, y], name="a", batch_size=4, rng=0)
+    function = Dataset(lambda: [x], name="f")
+    assert type(arrays) is ArrayDataset and type(function) is CallableDataset
+    assert all(isinstance(d, Dataset) for d in (arrays, function, ArrayDataset([x])))
+    assert repr(arrays) == "Dataset(name='a', n_examples=10, batch_size=4, n_batches=3)"
+    assert repr(function).startswith("Dataset(name='f', callable=<function")
+    # checkpoints keep the kind 'Dataset' and the keys they always had
+    keys = {"kind", "batch_size", "n_examples", "cursor", "epoch", "batches_drawn", "order",
+            "rng"}
+    for d in (arrays, function):
+        state = d.state_dict()
+        assert state["kind"] == "Dataset" and set(state) == keys
+    assert function.state_dict()["order"] is None
+    with pytest.raises(ValueError, match="state is from a 'SequenceDataset', not a 'Dataset'"):
+        arrays.load_state_dict(dict(arrays.state_dict(), kind="SequenceDataset"))
+    # copies and pickles rebuild the same subclass
+    clone = pickle.loads(pickle.dumps(arrays))
+    assert type(clone) is ArrayDataset
+    np.testing.assert_array_equal(clone.next_batch()[1], arrays.next_batch()[1])
+
+
+def test_rng_accepts_a_legacy_random_state():
+    x, y = _data(100)
+    a = [b[1][0] for b in _pass(Dataset([x, y], batch_size=10, rng=np.random.RandomState(4)))]
+    b = [b[1][0] for b in _pass(Dataset([x, y], batch_size=10, rng=np.random.RandomState(4)))]
+    assert a == b and sorted(a) == list(range(0, 100, 10))
+
+
+# --------------------------------------------------------------------------- pandas, sparse
+
+def test_pandas_inputs_are_read_through_to_numpy():
+    pd = pytest.importorskip("pandas")
+    x, y = _data(50)
+    frame = pd.DataFrame(x, columns=["a", "b", "c"], index=np.arange(50)[::-1])
+    series = pd.Series(y, index=np.arange(100, 150))
+    ds = Dataset([frame, series], batch_size=8, rng=2)
+    ref = Dataset([x, y], batch_size=8, rng=2)
+    for (a, b), (c, d) in zip(ds.iterate(), ref.iterate()):
+        assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    ds.check_inputs([_var(2, "float64", "x"), _var(1, "int64", "y")])
+    np.testing.assert_array_equal(Dataset(lambda: [frame]).take(3)[0], x[:3])
+    with pytest.raises(TypeError, match="got DataFrame"):
+        Dataset(frame)
+    xs, _, z, _ = _sequences(n=10)
+    seq = SequenceDataset([xs, pd.DataFrame(z)], batch_size=4, rng=0)
+    np.testing.assert_array_equal(seq.take(3)[1], z[:3])
+
+
+@pytest.mark.parametrize("fmt", ["csr_matrix", "csc_matrix", "csr_array", "csc_array"])
+def test_sparse_inputs_give_sparse_batches_of_their_format(fmt):
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((60, 7)) * (rng.random((60, 7)) < 0.3)
+    x = getattr(sparse, fmt)(dense)
+    y = np.arange(60)
+    ds = Dataset([x, y], batch_size=16, rng=1)
+    seen = []
+    for bx, by in ds.iterate():
+        assert type(bx) is type(x) and bx.format == x.format
+        np.testing.assert_array_equal(bx.toarray(), dense[by])
+        seen += by.tolist()
+    assert sorted(seen) == list(range(60))
+    assert type(ds.take(5)[0]) is type(x)
+    ds.check_inputs([_var(2, "float64", "x"), _var(1, "int64", "y")])
+    chunks = list(split_batch(ds.take(), ds.batch_axes, 25))
+    assert [n for _, n in chunks] == [25, 25, 10] and type(chunks[0][0][0]) is type(x)
+
+
+def test_sparse_columns_nan_and_formats():
+    sparse = pytest.importorskip("scipy.sparse")
+    dense = np.zeros((5, 40))
+    dense[2, 33] = np.nan
+    x = sparse.csc_matrix(dense)
+    with pytest.raises(ValueError, match=r"examples 0:40\) of input 0 contains NaN or Inf "
+                                         r"\(first at example 33\)"):
+        Dataset([x], axis=1, batch_size=40, rng=0).next_batch()
+    ok = sparse.csc_matrix(np.eye(5, 40))
+    bx, = Dataset([ok], axis=1, batch_size=8, rng=0).take(8)
+    assert bx.format == "csc" and bx.shape == (5, 8)
+    np.testing.assert_array_equal(bx.toarray(), np.eye(5, 40)[:, :8])
+    with pytest.raises(TypeError, match=r"input 0 is a scipy.sparse 'coo' matrix.*tocsr"):
+        Dataset([sparse.coo_matrix(np.eye(4))])
+    gen = Dataset(lambda: [sparse.csr_matrix(np.eye(3)), np.zeros(3)], name="gen")
+    assert gen.next_batch()[0].format == "csr" and gen.batch_axes == [0, 0]
+    xs, _, _, _ = _sequences(n=10)
+    static = sparse.csr_matrix(np.arange(30.0).reshape(10, 3))
+    seq = SequenceDataset([xs, static], batch_size=4, rng=0)
+    batch = seq.take(4)
+    assert batch[1].format == "csr"
+    np.testing.assert_array_equal(batch[1].toarray(), np.arange(12.0).reshape(4, 3))
 
 
 # --------------------------------------------------------------------------- sequences
@@ -434,7 +533,7 @@ def test_sequence_errors():
         SequenceDataset([[np.ones(2), np.ones(0)]])
     with pytest.raises(TypeError, match="input 1 is a list whose items are not all arrays"):
         SequenceDataset([xs, list(range(10))])
-    with pytest.raises(TypeError, match="bucket must be a bool"):
+    with pytest.raises(TypeError, match=r"SequenceDataset 'dataset': bucket must be True or False, got 'yes'"):
         SequenceDataset([xs], bucket="yes")
     with pytest.raises(ValueError, match="batch_size"):
         SequenceDataset([xs], batch_size=-2)
@@ -475,7 +574,7 @@ def test_split_batch_reassembles():
     assert [n for _, n in split_batch([y], 0, 100)] == [23]
     with pytest.raises(ValueError, match="array 0 has 23 examples.*array 1 has 2"):
         batch_size_of([y, x], 0)
-    with pytest.raises(ValueError, match="chunk_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="split_batch: chunk_size must be a positive integer, got 0"):
         next(split_batch(batch, [1, 0], 0))
 
 

@@ -1,0 +1,110 @@
+"""Array-backed datasets: contiguous mini-batches of a list of arrays, in shuffled order."""
+import numpy as np
+
+from ._array_like import check_array, first_bad, is_array_like, take_slice
+from ._dataset_base import FiniteDataset, _permutation
+
+
+class ArrayDataset(FiniteDataset):
+    """Mini-batches of a list of arrays; what ``Dataset(arrays, ...)`` builds.
+
+    Parameters are those of :class:`~hf.dataset.Dataset` with ``inputs`` a
+    list or tuple of arrays.  In messages, states and ``repr`` it is a
+    ``'Dataset'``, so checkpoints written before the split load as they are.
+    """
+
+    _kind = "Dataset"
+
+    def __init__(self, inputs, name=None, batch_size=32, iteration_size=None, axis=0, rng=None):
+        super().__init__(name, batch_size, rng)
+        self._set_axis(axis)
+        owner = self._owner
+        self._arrays = self._check_inputs_list(inputs)
+        self._axes = []
+        for i, x in enumerate(self._arrays):
+            ndim = len(x.shape)
+            a = self._axis_of(ndim)
+            if a is None:
+                raise ValueError(f"{owner}: axis {self.axis} is out of range for input {i} "
+                                 f"with {ndim} dimensions (shape {tuple(x.shape)})")
+            self._axes.append(a)
+        lengths = [int(x.shape[a]) for x, a in zip(self._arrays, self._axes)]
+        for i, n in enumerate(lengths):
+            if n != lengths[0]:
+                raise ValueError(f"{owner}: all inputs must have the same length along axis "
+                                 f"{self.axis}; input 0 has {lengths[0]} examples, "
+                                 f"input {i} has {n}")
+        if lengths[0] == 0:
+            raise ValueError(f"{owner} is empty: input 0 has 0 examples along axis "
+                             f"{self.axis}")
+        self._init_passes(lengths[0], iteration_size)
+
+    def _check_inputs_list(self, inputs):
+        owner = self._owner
+        if is_array_like(inputs) or not isinstance(inputs, (list, tuple)):
+            raise TypeError(f"{owner}: inputs must be a list or tuple of arrays or a callable, "
+                            f"got {type(inputs).__name__} (wrap a single array as [x])")
+        if len(inputs) == 0:
+            raise ValueError(f"{owner}: inputs is an empty list; give at least one array")
+        return [check_array(x, i, owner) for i, x in enumerate(inputs)]
+
+    # ----------------------------------------------------------------- passes
+
+    def _shuffled(self):
+        return self.rng.permutation(self.n_batches).astype(np.int64)
+
+    def _set_pass(self, order):
+        self._order = order
+
+    def _pass_from_state(self, state, order):
+        order = _permutation(order, self.n_batches)
+        if order is None:
+            raise ValueError(f"{self._owner}: state order is not a permutation of the "
+                             f"{self.n_batches} batches")
+        return order
+
+    # ----------------------------------------------------------------- batches
+
+    @property
+    def batch_axes(self):
+        """list of int: axis along which examples lie, for each array of a batch."""
+        return list(self._axes)
+
+    def _make_batch(self, position):
+        k = int(self._order[position])
+        start = k * self.batch_size
+        stop = min(start + self.batch_size, self.n_examples)
+        return self._read(start, stop, f"batch {k} (examples {start}:{stop})")
+
+    def _read(self, start, stop, where):
+        batch = [take_slice(x, a, start, stop) for x, a in zip(self._arrays, self._axes)]
+        for i, (b, a) in enumerate(zip(batch, self._axes)):
+            bad = first_bad(b, a)
+            if bad is not None:
+                raise ValueError(f"{self._owner}: {where} of input {i} contains NaN or Inf "
+                                 f"(first at example {start + bad})")
+        return batch
+
+    def take(self, n=None):
+        """The first ``n`` examples of the data, in their natural order.
+
+        Use it for a fixed subset, e.g. a validation or curvature batch.  It
+        does not move the cursor.
+
+        Parameters
+        ----------
+        n : int, optional
+            Number of examples, ``1 <= n <= n_examples``; default all.
+
+        Returns
+        -------
+        batch : list of arrays
+        """
+        n = self._check_take(n)
+        return self._read(0, n, f"examples 0:{n}")
+
+    def _batch_specs(self):
+        return [(len(x.shape), np.dtype(x.dtype)) for x in self._arrays]
+
+    def _repr_fields(self):
+        return dict(super()._repr_fields(), n_batches=self.n_batches)
