@@ -5,7 +5,10 @@
   [HS97]_ (addition, multiplication, xor, temporal order, random permutation,
   noiseless memorization), returning a time-major :class:`SequenceTask` with
   masks, a uniform success criterion :meth:`SequenceTask.score` and HDF5
-  input/output.
+  input/output; the definitions are split into :mod:`hf.datasets.task`
+  (the container), :mod:`hf.datasets.marked_operands`,
+  :mod:`hf.datasets.symbol_sequences` (the problems) and
+  :mod:`hf.datasets.hdf5` (files).
 * :mod:`hf.datasets.digits`: scikit-learn's bundled 8x8 digit images.
 
 Everything is plain numpy; h5py is used to write and read files and
