@@ -587,3 +587,16 @@ def test_hdf5_file_feeds_hf_dataset(tmp_path):
                 np.testing.assert_array_equal(batch[1][:, j], task.dense_targets()[:, i])
                 np.testing.assert_array_equal(batch[2][:, j], task.target_mask[:, i])
         assert (seen == 1).all()
+
+
+def test_public_names_from_package_and_pathological_module():
+    """Every name of hf.datasets.pathological is importable from it and from hf.datasets,
+    and the generators' docstrings are plain text (no template left to fill)."""
+    import hf.datasets.pathological as pathological
+
+    for name in pathological.__all__:
+        assert getattr(ds, name) is getattr(pathological, name)
+    for name in pathological.TASKS:
+        assert "<<" not in getattr(ds, name).__doc__
+    assert ":func:`marker_windows`" in ds.addition.__doc__
+    assert "as for :func:`addition`" in ds.multiplication.__doc__
