@@ -1,4 +1,4 @@
-"""The container of a generated problem: :class:`SequenceTask`, time-major, with its success criterion.
+"""The container of a generated problem: :class:`SequenceTask`, time-major, and its criterion.
 
 A task holds the inputs, targets and masks of a batch of sequences of one
 pathological problem, converts its targets to what a network outputs, and

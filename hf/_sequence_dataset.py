@@ -16,8 +16,9 @@ class SequenceDataset(FiniteDataset):
     ----------
     inputs : list or tuple
         Each entry is a :class:`RaggedArray`, a list of arrays ``(T_i, ...)``
-        (converted to a RaggedArray), or an array (numpy, h5py, pandas or scipy.sparse CSR/CSC) with one entry per sequence
-        on axis 0 (static data, e.g. a target per sequence).  At least one
+        (converted to a RaggedArray), or an array with one entry per sequence
+        on axis 0 (static data, e.g. a target per sequence; numpy, h5py,
+        pandas or scipy.sparse CSR/CSC, as for :class:`Dataset`).  At least one
         entry must be ragged; all have the same number of sequences and ragged
         entries have equal lengths per sequence.
     name : str, optional
@@ -55,7 +56,6 @@ class SequenceDataset(FiniteDataset):
     for padding).  :attr:`batch_axes` is 1 for ragged inputs and the mask, 0
     for static inputs.
     """
-
 
     def __init__(self, inputs, name=None, batch_size=32, iteration_size=None, rng=None,
                  bucket=False, mask_dtype=None):

@@ -204,9 +204,11 @@ def test_constructor_errors():
         Dataset([x[:0]], name="d")
     with pytest.raises(ValueError, match="empty list"):
         Dataset([])
-    with pytest.raises(ValueError, match=r"Dataset 'dataset': batch_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError,
+                       match=r"Dataset 'dataset': batch_size must be a positive integer, got 0"):
         Dataset([x], batch_size=0)
-    with pytest.raises(TypeError, match=r"batch_size must be a positive integer, got 2\.5 \(float\)"):
+    with pytest.raises(TypeError,
+                       match=r"batch_size must be a positive integer, got 2\.5 \(float\)"):
         Dataset([x], batch_size=2.5)
     with pytest.raises(TypeError, match=r"batch_size.*True"):
         Dataset([x], batch_size=True)
@@ -533,7 +535,8 @@ def test_sequence_errors():
         SequenceDataset([[np.ones(2), np.ones(0)]])
     with pytest.raises(TypeError, match="input 1 is a list whose items are not all arrays"):
         SequenceDataset([xs, list(range(10))])
-    with pytest.raises(TypeError, match=r"SequenceDataset 'dataset': bucket must be True or False, got 'yes'"):
+    with pytest.raises(TypeError,
+                       match=r"SequenceDataset 'dataset': bucket must be True or False, got 'yes'"):
         SequenceDataset([xs], bucket="yes")
     with pytest.raises(ValueError, match="batch_size"):
         SequenceDataset([xs], batch_size=-2)
@@ -574,7 +577,8 @@ def test_split_batch_reassembles():
     assert [n for _, n in split_batch([y], 0, 100)] == [23]
     with pytest.raises(ValueError, match="array 0 has 23 examples.*array 1 has 2"):
         batch_size_of([y, x], 0)
-    with pytest.raises(ValueError, match="split_batch: chunk_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError,
+                       match="split_batch: chunk_size must be a positive integer, got 0"):
         next(split_batch(batch, [1, 0], 0))
 
 
