@@ -227,7 +227,7 @@ def _serialize(state):
         for key, value in state.items():
             _write(f, key, value)
         f.attrs[_CHECKSUM_ATTR] = _checksum(f)
-    return buffer.getvalue()
+    return buffer.getbuffer()  # (no copy of the whole file)
 
 
 def check_writable(path):
@@ -452,7 +452,9 @@ def _checksum(root):
     digest = hashlib.sha256()
 
     def put(tag, data):
-        digest.update(tag + len(data).to_bytes(8, "little") + data)
+        data = memoryview(data)
+        digest.update(tag + data.nbytes.to_bytes(8, "little"))
+        digest.update(data)
 
     def visit(node):
         put(b"N", node.name.encode("utf-8"))
@@ -460,7 +462,7 @@ def _checksum(root):
         put(b"A", str(len(names)).encode())
         for name in names:
             put(b"a", name.encode("utf-8"))
-            put(b"v", _value_bytes(node.attrs[name]))
+            _put_value(put, node.attrs[name])
         if isinstance(node, h5py.Group):
             keys = list(node.keys())
             put(b"G", str(len(keys)).encode())
@@ -468,26 +470,29 @@ def _checksum(root):
                 visit(node[key])
         else:
             put(b"D", str(node.dtype).encode() + b"|" + repr(node.shape).encode())
-            put(b"d", _value_bytes(node[()]))
+            _put_value(put, node[()])
 
     visit(root)
     return _CHECKSUM_PREFIX + digest.hexdigest()
 
 
-def _value_bytes(value):
-    """Unambiguous bytes of a value read by h5py (attribute or dataset contents)."""
+def _put_value(put, value):
+    """Feed a value read by h5py (attribute or dataset contents) to ``put``, unambiguously."""
     if isinstance(value, str):
-        return b"s" + value.encode("utf-8")
-    if isinstance(value, bytes):
-        return b"b" + value
-    if isinstance(value, h5py.Empty):
-        return b"e" + str(value.dtype).encode()
-    array = np.asarray(value)
-    if array.dtype.kind == "O":  # variable-length strings or other objects, item by item
-        parts = [_value_bytes(item) for item in array.reshape(-1)]
-        return (b"o" + repr(array.shape).encode()
-                + b"".join(len(p).to_bytes(8, "little") + p for p in parts))
-    return b"n" + array.dtype.str.encode() + repr(array.shape).encode() + b"|" + array.tobytes()
+        put(b"s", value.encode("utf-8"))
+    elif isinstance(value, bytes):
+        put(b"b", value)
+    elif isinstance(value, h5py.Empty):
+        put(b"e", str(value.dtype).encode())
+    else:
+        array = np.asarray(value)
+        if array.dtype.kind == "O":  # variable-length strings or other objects, item by item
+            put(b"o", repr(array.shape).encode())
+            for item in array.reshape(-1):
+                _put_value(put, item)
+        else:
+            put(b"n", array.dtype.str.encode() + b"|" + repr(array.shape).encode())
+            put(b"r", np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
 # --------------------------------------------------------------------------- load
