@@ -64,7 +64,6 @@ import errno
 import glob
 import hashlib
 import io
-import math
 import os
 import uuid
 from collections.abc import Mapping
