@@ -1,0 +1,238 @@
+"""One Hessian-free update as a pure function over flat float64 vectors.
+
+:func:`hf_update` holds the numerics of an update and nothing else: it never
+touches PyTensor, shared variables, datasets or logging. The quantities it needs
+come in as callables over flat float64 vectors, the damping state comes in as a
+value and goes out as a new value, and the result is the step to add to the
+parameters. :class:`hf.HFOptimizer` is the adapter that compiles the graphs,
+builds the callables on its batches and writes the step into the model; other
+drivers (a cached forward pass, a distributed sum) plug in by passing other
+callables.
+
+References
+----------
+.. [Mart10] J. Martens, "Deep learning via Hessian-free optimization", ICML 2010.
+.. [MS11] J. Martens, I. Sutskever, "Learning recurrent neural networks with
+   Hessian-free optimization", ICML 2011.
+.. [MS12] J. Martens, I. Sutskever, "Training deep and recurrent networks with
+   Hessian-free optimization", Neural Networks: Tricks of the Trade, 2012.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+
+from . import _checks
+from . import cg as _cg
+from . import damping as _damping
+
+__all__ = ["DampingState", "UpdateConfig", "UpdateResult", "hf_update"]
+
+
+class DampingState(NamedTuple):
+    """What one update hands to the next.
+
+    Attributes
+    ----------
+    damping : float
+        The Tikhonov damping λ of the next update.
+    cg_x : ndarray or None
+        The previous update's final CG iterate (before backtracking), the CG warm
+        start; None before the first update.
+    """
+
+    damping: float
+    cg_x: Optional[np.ndarray] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateConfig:
+    """Settings of :func:`hf_update` (see :class:`hf.HFOptimizer` for their meaning)."""
+
+    min_damping: float = 1e-6
+    max_damping: float = 1e6
+    max_cg_iters: int = 250
+    cg_tol: float = 5e-4
+    cg_decay: float = 0.95
+    line_search: bool = True
+    structural_weight: float = 0.0
+
+    def __post_init__(self):
+        owner = "HFOptimizer"
+        real = _checks.real
+        set_ = object.__setattr__
+        set_(self, "min_damping", real("min_damping", self.min_damping, owner, low=0, low_open=True))
+        set_(self, "max_damping", real("max_damping", self.max_damping, owner, low=0, low_open=True))
+        if self.min_damping > self.max_damping:
+            raise ValueError(
+                f"{owner}: min_damping must be <= max_damping, got {self.min_damping!r} > {self.max_damping!r}"
+            )
+        set_(self, "max_cg_iters", _checks.positive_int("max_cg_iters", self.max_cg_iters, owner))
+        set_(self, "cg_tol", real("cg_tol", self.cg_tol, owner, low=0))
+        set_(self, "cg_decay", real("cg_decay", self.cg_decay, owner, low=0, high=1))
+        set_(self, "line_search", _checks.boolean("line_search", self.line_search, owner))
+        set_(self, "structural_weight", real("structural_weight", self.structural_weight, owner, low=0))
+
+    def damping_rule(self, damping: float) -> _damping.LevenbergMarquardt:
+        """A fresh Levenberg-Marquardt rule at ``damping`` (the rule object is mutable)."""
+        return _damping.LevenbergMarquardt(damping, min_damping=self.min_damping, max_damping=self.max_damping)
+
+
+class UpdateResult(NamedTuple):
+    """Outcome of :func:`hf_update`.
+
+    Attributes
+    ----------
+    step : ndarray
+        What to add to the parameters: ``rate · p`` for an accepted step, zeros for
+        a rejected one.
+    state : DampingState
+        The damping state for the next update.
+    metrics : dict
+        ``loss``, ``new_loss``, ``accepted``, ``rho``, ``damping``, ``new_damping``,
+        ``cg_iters``, ``cg_status``, ``backtrack``, ``step_rate``, ``step_norm``
+        (see :class:`hf.HFOptimizer`, "Metrics").
+    cg : hf.cg.CGResult
+        CG's own result, for diagnostics.
+    """
+
+    step: np.ndarray
+    state: DampingState
+    metrics: dict
+    cg: _cg.CGResult
+
+
+def hf_update(
+    loss_grad: Callable[[], tuple],
+    matvec: Callable[[np.ndarray, float], np.ndarray],
+    loss_at: Callable[[np.ndarray], float],
+    state: DampingState,
+    config: UpdateConfig = UpdateConfig(),
+    *,
+    psolve: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    cg_loss_at: Optional[Callable[[np.ndarray], float]] = None,
+    curvature: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+) -> UpdateResult:
+    """One HF update [Mart10, MS12] on flat float64 vectors.
+
+    Parameters
+    ----------
+    loss_grad : callable
+        ``loss_grad() -> (f0, g)``: the loss and its gradient at the current
+        parameters θ on the gradient batch.
+    matvec : callable
+        ``matvec(v, coef) -> G v + coef · S v``: the Gauss-Newton product on the CG
+        (curvature) batch, plus ``coef`` times the structural damping product
+        ``S v = J_aᵀ D J_a v`` [MS11] when there is one (``coef = λ μ``).
+    loss_at : callable
+        ``loss_at(x) -> f(θ + x)`` on the gradient batch (ρ and the line search).
+    state : DampingState
+        λ of this update and the CG warm start.
+    config : UpdateConfig
+        CG, damping and line-search settings.
+    psolve : callable, optional
+        ``psolve(r) -> M⁻¹ r``, the preconditioner for this update's λ.
+    cg_loss_at : callable, optional
+        ``cg_loss_at(x) -> f(θ + x)`` on the CG batch, for backtracking over CG's
+        kept iterates (default ``loss_at``).
+    curvature : callable, optional
+        ``curvature(v) -> G v`` on the gradient batch, for the quadratic model of
+        ρ (default ``matvec(v, 0.0)``, the CG batch).
+
+    Returns
+    -------
+    UpdateResult
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss or the gradient at θ is not finite (nothing is changed).
+
+    Notes
+    -----
+    With λ = ``state.damping`` and μ = ``config.structural_weight``:
+
+    1. ``f0, g = loss_grad()``;
+    2. CG on :math:`(G + \\lambda I + \\lambda\\mu S)\\,p = -g` from
+       :math:`x_0 = ` ``cg_decay`` × ``state.cg_x``, keeping iterates on a
+       geometric grid;
+    3. backtracking: from the last kept iterate, step back while the previous one
+       has a lower ``cg_loss_at``; call the choice :math:`p`;
+    4. :math:`\\rho = (f(\\theta + p) - f_0) / q(p)` with the undamped model
+       :math:`q(p) = g^\\top p + \\tfrac12 p^\\top G p` (``curvature``); ρ is −∞ when
+       the loss went up or a value is not finite;
+    5. Levenberg-Marquardt: λ ← 3/2 λ when ρ < 1/4, λ ← 2/3 λ when ρ > 3/4,
+       clipped to ``[min_damping, max_damping]``;
+    6. Armijo line search on ``loss_at`` (rates 1, 0.8, 0.8², …; c = 10⁻²), or
+       with ``line_search=False`` the full step when it lowers the loss. A step that
+       no rate makes lower is rejected: the step is zero and λ is raised (once:
+       when ρ already raised it, not again).
+
+    The next warm start is CG's final iterate (before backtracking) when it is
+    finite, else the previous one.
+    """
+    lam = float(state.damping)
+    f0, g = loss_grad()
+    f0 = float(f0)
+    g = np.asarray(g, dtype=np.float64)
+    if not (math.isfinite(f0) and np.all(np.isfinite(g))):
+        raise FloatingPointError(f"the loss or the gradient is not finite at the current parameters (loss={f0!r})")
+    coef = lam * config.structural_weight
+    cg_loss_at = loss_at if cg_loss_at is None else cg_loss_at
+    curvature = (lambda v: matvec(v, 0.0)) if curvature is None else curvature
+
+    def damped(v):
+        return matvec(v, coef) + lam * v
+
+    x0 = None
+    if state.cg_x is not None and config.cg_decay > 0:
+        x0 = config.cg_decay * state.cg_x
+    res = _cg.cg(damped, -g, x0, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol)
+    cg_x = res.x.copy() if np.all(np.isfinite(res.x)) else state.cg_x
+
+    # Backtrack over the kept iterates (CG always keeps its last one).
+    iters = [i for i, _ in res.kept]
+    bt = _damping.backtrack([x for _, x in res.kept], cg_loss_at)
+    p = bt.x
+
+    probes = {}  # loss at θ + a·p by rate a: ρ's probe is the line search's first
+
+    def f_line(a):
+        if a not in probes:
+            probes[a] = float(loss_at(a * p))
+        return probes[a]
+
+    slope = float(g @ p)
+    q = slope + 0.5 * float(p @ curvature(p))
+    rho = _damping.reduction_ratio(f_line(1.0), f0, q)
+    rule = config.damping_rule(lam)
+    rule.update(rho)
+
+    if config.line_search:
+        ls = _damping.armijo_line_search(f_line, f0, slope)
+    else:
+        f1 = f_line(1.0)
+        ok = math.isfinite(f1) and f1 < f0
+        ls = _damping.LineSearchResult(1.0 if ok else 0.0, f1 if ok else f0, 1, ok)
+    if not ls.accepted and rule.damping <= lam:
+        rule.raise_()  # rejected, but ρ did not raise λ
+    step = ls.rate * p if ls.accepted else np.zeros_like(p)
+
+    metrics = {
+        "loss": f0,
+        "new_loss": ls.objective,
+        "accepted": bool(ls.accepted),
+        "rho": rho,
+        "damping": lam,
+        "new_damping": rule.damping,
+        "cg_iters": res.iterations,
+        "cg_status": res.status.name.lower(),
+        "backtrack": iters[bt.index],
+        "step_rate": ls.rate,
+        "step_norm": float(np.linalg.norm(step)),
+    }
+    return UpdateResult(step, DampingState(rule.damping, cg_x), metrics, res)

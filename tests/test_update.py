@@ -1,0 +1,227 @@
+"""One HF update (hf.update.hf_update) against a dense numpy reference.
+
+The problem is explicit: a gradient g, a symmetric positive definite G, and a
+loss along the step written in closed form, so the damped Newton step is
+``numpy.linalg.solve(G + λI, -g)``, ρ and the Armijo rate are computed from
+their definitions, and the Levenberg-Marquardt outcome is read off the region ρ
+falls in, chosen by construction.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from hf.update import DampingState, UpdateConfig, hf_update
+
+N = 6
+
+
+def problem(seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(N, N))
+    G = A @ A.T + 0.5 * np.eye(N)  # SPD, condition number small enough for CG in N steps
+    g = rng.normal(size=N)
+    return G, g
+
+
+def quadratic(G, g, f0=2.0, quartic=0.0):
+    """f(θ + x) = f0 + gᵀx + ½ xᵀGx + quartic·|x|⁴ (the model is exact when quartic = 0)."""
+    return lambda x: f0 + g @ x + 0.5 * x @ G @ x + quartic * float(x @ x) ** 2
+
+
+def run(G, g, loss, *, lam=1e-3, S=None, mu=0.0, cg_x=None, cg_loss=None, **config):
+    """One update. Backtracking sees the damped model CG minimizes (which CG lowers at
+    every iteration, so the last kept iterate wins) unless ``cg_loss`` is given."""
+    S = np.zeros_like(G) if S is None else S
+    if cg_loss is None:
+        A = G + lam * np.eye(N) + lam * mu * S
+        cg_loss = lambda x: g @ x + 0.5 * x @ A @ x  # noqa: E731
+    calls = {"loss_grad": 0}
+
+    def loss_grad():
+        calls["loss_grad"] += 1
+        return loss(np.zeros(N)), g
+
+    result = hf_update(
+        loss_grad,
+        lambda v, coef: G @ v + coef * (S @ v),
+        loss,
+        DampingState(lam, cg_x),
+        UpdateConfig(structural_weight=mu, **config),
+        cg_loss_at=cg_loss,
+    )
+    assert calls["loss_grad"] == 1
+    return result
+
+
+def test_step_is_the_damped_newton_step_and_rho_is_one_on_an_exact_model():
+    G, g = problem()
+    lam = 1e-3
+    r = run(G, g, quadratic(G, g), lam=lam)
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+    # The loss is its own quadratic model: ρ = 1 exactly (up to rounding) → λ·2/3.
+    assert r.metrics["rho"] == pytest.approx(1.0, abs=1e-9)
+    assert r.state.damping == pytest.approx(lam * 2 / 3, rel=1e-15)
+    assert r.metrics["accepted"] and r.metrics["step_rate"] == 1.0
+    assert r.metrics["new_loss"] == pytest.approx(quadratic(G, g)(p), rel=1e-12)
+    assert r.metrics["loss"] == 2.0 and r.metrics["damping"] == lam
+    np.testing.assert_allclose(r.state.cg_x, p, rtol=1e-8, atol=1e-10)  # the next warm start
+
+
+def test_rho_between_a_quarter_and_three_quarters_keeps_damping():
+    G, g = problem(1)
+    lam = 0.1
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    q = g @ p + 0.5 * p @ G @ p
+    # f(p) - f0 = q + c|p|⁴; choose c so that ρ = 1 + c|p|⁴/q = 1/2.
+    c = -0.5 * q / float(p @ p) ** 2
+    r = run(G, g, quadratic(G, g, quartic=c), lam=lam)
+    assert r.metrics["rho"] == pytest.approx(0.5, rel=1e-8)
+    assert r.state.damping == lam
+    # Armijo at a = 1: q + c|p|⁴ = q/2 ≤ 0.01·gᵀp holds (q/2 < 0.01 gᵀp since q ≤ gᵀp/2).
+    assert r.metrics["step_rate"] == 1.0
+    np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+
+
+def test_low_rho_raises_damping_and_armijo_shrinks_the_rate_once():
+    G, g = problem(2)
+    lam = 0.5
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    s, c2, P = g @ p, p @ G @ p, float(p @ p) ** 2
+
+    def c_max(a):  # largest quartic weight for which rate a passes Armijo (c = 1e-2)
+        return (0.01 * a * s - a * s - 0.5 * a * a * c2) / (a**4 * P)
+
+    q = s + 0.5 * c2
+    # Above c_max(1) the full step fails Armijo; below -q/P it still lowers the loss
+    # (so 0 < ρ < 1/4); below c_max(0.8) the rate 0.8 passes.
+    assert c_max(0.8) > c_max(1.0) > 0 and -q / P > c_max(1.0)
+    c = 0.5 * (c_max(1.0) + min(c_max(0.8), -q / P))
+    r = run(G, g, quadratic(G, g, quartic=c), lam=lam)
+    rho = (q + c * P) / q
+    assert 0 < rho < 0.25  # by construction
+    assert r.metrics["rho"] == pytest.approx(rho, rel=1e-8)
+    assert r.state.damping == pytest.approx(lam * 1.5, rel=1e-15)
+    assert r.metrics["accepted"] and r.metrics["step_rate"] == pytest.approx(0.8, rel=1e-15)
+    np.testing.assert_allclose(r.step, 0.8 * p, rtol=1e-8, atol=1e-10)
+
+
+def test_a_full_step_that_raises_the_loss_has_rho_minus_infinity():
+    G, g = problem(2)
+    lam = 0.5
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    q = g @ p + 0.5 * p @ G @ p
+    c = -2 * q / float(p @ p) ** 2  # f(p) - f0 = q + c|p|⁴ = -q > 0
+    r = run(G, g, quadratic(G, g, quartic=c), lam=lam)
+    assert r.metrics["rho"] == -math.inf  # by definition when the loss went up
+    assert r.state.damping == pytest.approx(1.5 * lam, rel=1e-15)
+    # A shorter step still lowers the loss (the quartic term vanishes faster): accepted.
+    assert r.metrics["accepted"] and 0 < r.metrics["step_rate"] < 1
+
+
+def test_a_step_that_raises_the_loss_everywhere_is_rejected():
+    G, g = problem(3)
+    lam = 1.0
+    r = run(G, g, lambda x: 2.0 + 1e3 * math.sqrt(float(x @ x)), lam=lam)
+    assert r.metrics["rho"] == -math.inf and not r.metrics["accepted"]
+    assert r.metrics["step_rate"] == 0.0 and r.metrics["new_loss"] == 2.0
+    np.testing.assert_array_equal(r.step, np.zeros(N))
+    # Raised once by the Levenberg-Marquardt rule (ρ = −∞), not a second time for the rejection.
+    assert r.state.damping == pytest.approx(1.5 * lam, rel=1e-15)
+    # The warm start is CG's solution all the same.
+    np.testing.assert_allclose(r.state.cg_x, np.linalg.solve(G + lam * np.eye(N), -g), rtol=1e-8)
+
+
+def test_without_line_search_the_full_step_is_taken_when_it_lowers_the_loss():
+    G, g = problem(4)
+    lam = 1.0
+    r = run(G, g, quadratic(G, g), lam=lam, line_search=False)
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+    assert r.metrics["step_rate"] == 1.0 and r.state.damping == pytest.approx(lam * 2 / 3)
+    r = run(G, g, lambda x: 2.0 + float(x @ x), lam=lam, line_search=False)
+    assert not r.metrics["accepted"] and r.metrics["step_rate"] == 0.0
+    np.testing.assert_array_equal(r.step, np.zeros(N))
+
+
+def test_damping_is_clipped_to_its_range():
+    G, g = problem(5)
+    r = run(G, g, quadratic(G, g), lam=1e-6, min_damping=1e-6)
+    assert r.state.damping == 1e-6  # ρ = 1 asks for 2/3·1e-6, the floor holds
+    r = run(G, g, lambda x: 3.0 + float(x @ x), lam=1e6, max_damping=1e6)
+    assert r.state.damping == 1e6 and not r.metrics["accepted"]
+
+
+def test_structural_damping_solves_the_damped_system():
+    G, g = problem(6)
+    rng = np.random.default_rng(7)
+    B = rng.normal(size=(N, N))
+    S = B @ B.T
+    lam, mu = 0.3, 0.5
+    r = run(G, g, quadratic(G, g), lam=lam, S=S, mu=mu)
+    # CG solves (G + λI + λμS) p = -g; ρ uses the undamped model gᵀp + ½pᵀGp.
+    p = np.linalg.solve(G + lam * np.eye(N) + lam * mu * S, -g)
+    np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+    assert r.metrics["rho"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_warm_start_uses_decayed_previous_solution_and_converges_to_the_same_step():
+    G, g = problem(8)
+    lam = 0.01
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    # Starting exactly at the solution / 0.95 means x0 = p: CG is done at iteration 0.
+    r = run(G, g, quadratic(G, g), lam=lam, cg_x=p / 0.95, cg_decay=0.95)
+    assert r.metrics["cg_iters"] == 0
+    np.testing.assert_allclose(r.step, p, rtol=1e-10)
+    # cg_decay = 0 ignores the previous solution: CG starts from zero and needs iterations.
+    r0 = run(G, g, quadratic(G, g), lam=lam, cg_x=p / 0.95, cg_decay=0.0)
+    assert r0.metrics["cg_iters"] > 0
+    np.testing.assert_allclose(r0.step, p, rtol=1e-8, atol=1e-10)
+
+
+def krylov_iterate(A, b, k):
+    """The k-th CG iterate from 0: the minimizer of ½xᵀAx − bᵀx over span{b, Ab, …, A^(k−1) b}."""
+    K = np.column_stack([np.linalg.matrix_power(A, j) @ b for j in range(k)])
+    Q, _ = np.linalg.qr(K)
+    return Q @ np.linalg.solve(Q.T @ A @ Q, Q.T @ b)
+
+
+def test_backtracking_returns_to_the_earlier_kept_iterate_when_it_is_lower():
+    G, g = problem(9)
+    lam = 1e-3
+    A = G + lam * np.eye(N)
+    x5 = krylov_iterate(A, -g, 5)  # CG keeps iterations 5 and 6 (the last) for N = 6
+    p6 = np.linalg.solve(A, -g)
+    assert np.linalg.norm(x5 - p6) > 1e-6
+    r = run(G, g, quadratic(G, g), lam=lam, cg_loss=lambda x: float((x - x5) @ (x - x5)))
+    assert r.metrics["cg_iters"] == 6 and r.metrics["backtrack"] == 5
+    # The chosen step is x5; on the exact quadratic, ρ = 1 there too.
+    np.testing.assert_allclose(r.step, x5, rtol=1e-7, atol=1e-9)
+    assert r.metrics["rho"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_non_finite_loss_or_gradient_raises_before_anything():
+    G, g = problem()
+    with pytest.raises(FloatingPointError, match="not finite"):
+        hf_update(lambda: (math.nan, g), lambda v, c: G @ v, lambda x: 0.0, DampingState(1.0))
+    with pytest.raises(FloatingPointError, match="not finite"):
+        hf_update(lambda: (1.0, g * np.inf), lambda v, c: G @ v, lambda x: 0.0, DampingState(1.0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"max_cg_iters": 0}, ValueError, "max_cg_iters"),
+        ({"max_cg_iters": 2.5}, TypeError, "max_cg_iters"),
+        ({"cg_decay": 1.5}, ValueError, "cg_decay"),
+        ({"cg_decay": None}, TypeError, "cg_decay"),
+        ({"line_search": "yes"}, TypeError, "line_search"),
+        ({"min_damping": 2.0, "max_damping": 1.0}, ValueError, "min_damping"),
+        ({"cg_tol": math.nan}, ValueError, "cg_tol"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        UpdateConfig(**kwargs)
