@@ -9,6 +9,9 @@ unless the user chose a mode or linker (``PYTENSOR_FLAGS`` or an explicit
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import pytensor
 from pytensor.compile.mode import Mode
 
@@ -24,3 +27,18 @@ def default_mode():
 def function(inputs, outputs, *, mode=None, **kwargs):
     """``pytensor.function`` with ``hf``'s default mode."""
     return pytensor.function(inputs, outputs, mode=mode if mode is not None else default_mode(), **kwargs)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keep PyTensor's compiler chatter (INFO lines per compiled module) out of the
+    user's log while ``hf`` compiles, unless the user set PyTensor's log level."""
+    logger = logging.getLogger("pytensor")
+    if logger.level != logging.NOTSET:
+        yield
+        return
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(logging.NOTSET)

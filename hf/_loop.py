@@ -1,33 +1,78 @@
 """The training loop shared by :class:`hf.HFOptimizer` and ``hf.first_order``.
 
-It owns what every optimizer needs around its update rule: validation every
-``validate_every`` updates, patience and relative ``min_improvement``, the best
-loss (float64) and parameters, callbacks, checkpoints with exact resume, and a
-clean end on Ctrl-C with the best parameters restored.
+:class:`Trainer` owns everything an optimizer needs around its update rule:
+the public ``iterate``/``train`` pair, validation, patience and relative
+``min_improvement``, the best loss (float64) and parameters, callbacks, a
+progress bar, checkpoints with exact resume, and one end path (update cap,
+patience, Ctrl-C: final checkpoint, best parameters restored).
+
+What a subclass supplies (the contract)
+---------------------------------------
+``params``
+    The shared variables being trained.
+``_loop_defaults``
+    A dict with the defaults of ``max_updates``, ``patience`` and
+    ``validate_every`` for this optimizer.
+``_start(train, valid, **options) -> Run``
+    Check the subclass's own keywords (``options``; an unknown one is a
+    ``TypeError``), turn ``train``/``valid`` into datasets, compile what is
+    needed, and return a :class:`Run`. Nothing may be trained or written here.
+``_update(train) -> dict``
+    One update on ``Run.train``; the dict has ``'loss'`` (the training loss the
+    update saw). It changes the parameters only when it returns.
+``evaluate(dataset) -> dict``
+    ``'loss'`` and the monitors averaged over one pass of ``dataset``.
+``_train_validation(metrics) -> dict or None``
+    The validation metrics to use when there are no validation data (HF: the
+    training loss after the step); None means "not validated".
+``_optimizer_state() -> dict`` and ``_load_optimizer_state(state)``
+    The optimizer's own state for checkpoints (named numpy values).
+``_begin_call()`` (optional)
+    Called when a new ``iterate`` call starts (not when it resumes from a
+    checkpoint).
+
+One call of ``iterate``
+-----------------------
+Each call is a run of its own: ``max_updates`` counts this call's updates, and
+the best loss and parameters are this call's (a call resumed from
+``checkpoint=`` continues the call the checkpoint belongs to, so resume is
+exact). With validation data the parameters are validated before the first
+update and after every ``validate_every``-th update, so every yielded pair
+carries the latest validation metrics.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import json
 import logging
 import math
 import os
 import signal
 import threading
+import time
+from typing import Any, Optional
 
 import numpy as np
 
+from . import _checks
+
 log = logging.getLogger("hf")
 
-__all__ = ["Trainer", "defer_interrupts", "monitor_pairs"]
+__all__ = ["Trainer", "Run", "defer_interrupts", "monitor_pairs", "storage_key"]
+
+#: Names the metrics dictionaries use themselves; monitors may not take them.
+RESERVED_NAMES = ("loss", "update", "best_loss", "seconds")
 
 
 def monitor_pairs(monitors) -> list:
     """Check monitors given as ``(name, scalar expression)`` pairs or a dict; return the pairs.
 
     Names that the metrics dicts use themselves (``loss``, ``update``,
-    ``best_loss``, ``grad(...)``) are refused, and so is a name given twice.
+    ``best_loss``, ``seconds``, ``grad(...)``, ``valid_...``) are refused, and so
+    is a name given twice.
     """
     from pytensor.graph.basic import Variable
 
@@ -40,7 +85,7 @@ def monitor_pairs(monitors) -> list:
         name, expr = item
         if not isinstance(expr, Variable) or expr.ndim != 0:
             raise ValueError(f"monitor {name!r} must be a scalar symbolic expression, got {expr!r}")
-        if name in ("loss", "update", "best_loss") or name.startswith("grad("):
+        if name in RESERVED_NAMES or name.startswith(("grad(", "valid_")):
             raise ValueError(f"monitor name {name!r} is reserved")
         if name in (n for n, _ in pairs):
             raise ValueError(f"monitor name {name!r} is given twice")
@@ -81,29 +126,46 @@ def storage_key(name: str) -> str:
     return "%2E" if key == "." else key
 
 
-def _positive_int(name, value, *, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
-    return int(value)
+@dataclasses.dataclass
+class Run:
+    """What :meth:`Trainer._start` prepares for one ``iterate`` call.
+
+    ``train`` is what ``_update`` receives, ``valid`` the validation dataset
+    (or None) and ``datasets`` the named datasets whose cursors travel in
+    checkpoints.
+    """
+
+    train: Any
+    valid: Any = None
+    datasets: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    max_updates: Optional[int]
+    patience: int
+    validate_every: int
+    min_improvement: float
+    callback: Any
+    checkpoint: Optional[str]
+    checkpoint_every: int
+    progress: Optional[bool]
+
+
+#: The loop's own keywords of ``iterate``/``train`` (defaults that are None come
+#: from the subclass's ``_loop_defaults``).
+LOOP_KEYWORDS = ("max_updates", "patience", "validate_every", "min_improvement", "callback",
+                 "checkpoint", "checkpoint_every", "progress")
 
 
 class Trainer:
-    """Base class: subclasses provide the update, evaluation and optimizer state.
+    """Base class of both optimizers: the training loop (see the module docstring)."""
 
-    Subclasses set ``self.params`` (shared variables) and implement
-    ``_update(train) -> dict`` (one update; the dict has ``'loss'``),
-    ``evaluate(dataset) -> dict``, ``_optimizer_state() -> dict`` and
-    ``_load_optimizer_state(state)``.
-    """
-
-    #: Default validation interval in updates (first-order: epochs).
-    default_validate_every = 1
-    default_patience = 5
+    _loop_defaults = {"max_updates": 1000, "patience": 10, "validate_every": 1}
 
     def _init_loop(self):
-        self.updates = 0
+        self.updates = 0  # all updates this optimizer has made (history, logs)
+        self.call_updates = 0  # updates of the current iterate call (max_updates)
         self.best_loss = np.float64(np.inf)
         self.best_params = None
         self.bad_validations = 0
@@ -116,16 +178,32 @@ class Trainer:
         return [p.get_value(borrow=False) for p in self.params]
 
     def set_param_values(self, values) -> None:
-        """Write ``values`` into the shared parameters (all or nothing on Ctrl-C)."""
+        """Write ``values`` into the shared parameters (all or nothing, also on Ctrl-C).
+
+        Raises
+        ------
+        ValueError
+            When the number of arrays or a shape does not match the parameters
+            (the message names the parameter); nothing is written then.
+        """
         values = list(values)
         if len(values) != len(self.params):
-            raise ValueError(f"values must hold {len(self.params)} arrays, got {len(values)}")
+            raise ValueError(f"values must hold {len(self.params)} arrays (one per parameter), got {len(values)}")
+        arrays = []
+        for i, (p, v) in enumerate(zip(self.params, values)):
+            shape = p.get_value(borrow=True).shape
+            a = np.asarray(v)
+            if a.shape != shape:
+                raise ValueError(
+                    f"parameter {i} ({p.name or 'unnamed'!r}) has shape {shape}, got a value of shape {a.shape}"
+                )
+            arrays.append(a.astype(p.dtype))
         with defer_interrupts():
-            for p, v in zip(self.params, values):
-                p.set_value(np.asarray(v, dtype=p.dtype))
+            for p, a in zip(self.params, arrays):
+                p.set_value(a)
 
     def set_params(self, targets=None) -> None:
-        """Set the parameters to ``targets`` (a list of arrays), or the best seen when None."""
+        """Set the parameters to ``targets`` (a list of arrays), or the best of the last run when None."""
         if targets is None:
             if self.best_params is not None:
                 self.set_param_values(self.best_params)
@@ -147,20 +225,20 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to resume: parameters, optimizer and loop state."""
         names = self._param_names()
-        state = {
+        return {
             "kind": type(self).__name__,
             "params": dict(zip(names, self.get_param_values())),
             "optimizer": self._optimizer_state(),
             "loop": {
                 "updates": int(self.updates),
+                "call_updates": int(self.call_updates),
                 "best_loss": np.float64(self.best_loss),
                 "bad_validations": int(self.bad_validations),
                 "best_params": None if self.best_params is None else dict(zip(names, self.best_params)),
                 "last_valid": {storage_key(k): np.float64(v) for k, v in self._last_valid.items()},
             },
-            "history": _history_to_columns(self.history),
+            "history": json.dumps(self.history),
         }
-        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`; parameter names and shapes must match."""
@@ -176,10 +254,12 @@ class Trainer:
         shapes = {n: p.get_value(borrow=True).shape for n, p in zip(names, self.params)}
         ckpt.check_params(state["params"], shapes)
         loop = state["loop"]
+        updates = int(loop["updates"])
         with defer_interrupts():
             self.set_param_values([state["params"][n] for n in names])
             self._load_optimizer_state(state["optimizer"])
-            self.updates = int(loop["updates"])
+            self.updates = updates
+            self.call_updates = int(loop.get("call_updates", updates))
             self.best_loss = np.float64(loop["best_loss"])
             self.bad_validations = int(loop["bad_validations"])
             bp = loop.get("best_params")
@@ -187,75 +267,192 @@ class Trainer:
             self._last_valid = collections.OrderedDict(
                 (_unescape(k), float(v)) for k, v in (loop.get("last_valid") or {}).items()
             )
-            self.history = _history_from_columns(state.get("history") or {})
+            self.history = _history_from_state(state.get("history"))
 
-    # ------------------------------------------------------------------ loop
-    def _run(
-        self,
-        train,
-        valid,
-        *,
-        max_updates,
-        patience,
-        validate_every,
-        min_improvement,
-        callback,
-        checkpoint,
-        checkpoint_every,
-        datasets,
-    ):
-        """Check the loop settings, resume from ``checkpoint`` if it exists, and return
-        the generator behind ``iterate`` (yields ``(train_metrics, valid_metrics)``).
+    # ------------------------------------------------------------------ the loop
+    def iterate(self, train=None, valid=None, **kwargs):
+        """Train, yielding ``(train_metrics, valid_metrics)`` after each update.
 
-        Everything that can fail on bad settings or a bad checkpoint fails here,
+        The subclass documents ``train``, ``valid`` and its own keywords; the loop's
+        keywords are those of :meth:`train`. Everything that can fail on bad
+        settings, bad data or a bad checkpoint fails when ``iterate`` is called,
         before any training and before anything is written.
-        """
-        max_updates = _positive_int("max_updates", max_updates, allow_none=True)
-        validate_every = _positive_int("validate_every", validate_every)
-        checkpoint_every = _positive_int("checkpoint_every", checkpoint_every)
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
-            raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
-        min_improvement = float(min_improvement)
-        if not math.isfinite(min_improvement) or min_improvement < 0:
-            raise ValueError(f"min_improvement must be finite and >= 0, got {min_improvement!r}")
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable or None, got {callback!r}")
-        if checkpoint is not None:
-            checkpoint = os.fspath(checkpoint)
-            if os.path.exists(checkpoint):
-                self.resume(checkpoint, datasets)
-        return self._loop(
-            train, valid, max_updates, patience, validate_every, min_improvement, callback,
-            checkpoint, checkpoint_every, datasets,
-        )
 
-    def _loop(self, train, valid, max_updates, patience, validate_every, min_improvement, callback,
-              checkpoint, checkpoint_every, datasets):
-        while max_updates is None or self.updates < max_updates:
-            if self.bad_validations > patience:  # also true for a resumed run that had stopped
-                log.info("stopping: %d validations without improvement (patience %d)", self.bad_validations, patience)
-                break
-            with defer_interrupts():
-                metrics = self._update(train)
-                self.updates += 1
-                metrics = collections.OrderedDict([("update", self.updates), *metrics.items()])
-                if self.updates % validate_every == 0:
-                    vm = self.evaluate(valid) if valid is not None else self._train_validation(metrics)
-                    self._validated(vm, min_improvement)
-                self.history.append(metrics)
-                valid_metrics = collections.OrderedDict(self._last_valid)
-                if checkpoint is not None and self.updates % checkpoint_every == 0:
-                    self.save_checkpoint(checkpoint, datasets)
-            if callback is not None:
-                callback(metrics, valid_metrics)
-            yield metrics, valid_metrics
+        When the generator runs to its end (``max_updates``, ``patience``, or a
+        Ctrl-C during an update) the checkpoint is written and the best
+        parameters are restored; a loop left with ``break`` keeps the current
+        parameters.
+        """
+        settings, options = self._settings(kwargs)
+        run = self._start(train, valid, **options)
+        self._open(settings, run)
+        return self._loop(run, settings, restore_best=True)
+
+    def train(self, train=None, valid=None, *, restore_best=True, **kwargs):
+        """Run :meth:`iterate` to its end (update cap, patience or Ctrl-C).
+
+        Parameters
+        ----------
+        train, valid
+            As for :meth:`iterate`.
+        restore_best : bool
+            Put the best parameters of this run into the model at the end
+            (default True); False leaves the last ones.
+        max_updates : int or None
+            Updates of this call (default: the optimizer's).
+        patience : int
+            Stop when more than ``patience`` validations in a row brought no
+            relative improvement larger than ``min_improvement``.
+        validate_every : int
+            Validate every this many updates.
+        min_improvement : float
+            Relative improvement of the validation loss that counts (default 0).
+        callback : callable, optional
+            ``callback(train_metrics, valid_metrics)`` after each update.
+        checkpoint : path, optional
+            HDF5 checkpoint written every ``checkpoint_every`` updates and at the
+            end; when the file exists the run resumes from it. Its directory is
+            checked for writing before the first update.
+        checkpoint_every : int
+            Default 1.
+        progress : bool or None
+            A progress bar on standard error (tqdm); None (default) shows it when
+            standard error is a terminal.
+
+        Returns
+        -------
+        (OrderedDict, OrderedDict)
+            The last training and validation metrics.
+        """
+        _checks.boolean("restore_best", restore_best, f"{type(self).__name__}.train()")
+        settings, options = self._settings(kwargs)
+        run = self._start(train, valid, **options)
+        self._open(settings, run)
+        gen = self._loop(run, settings, restore_best=restore_best)
+        try:
+            for _ in gen:
+                pass
+        except KeyboardInterrupt:  # arrived between two updates, outside the generator
+            try:
+                gen.throw(KeyboardInterrupt)
+            except StopIteration:
+                pass
+        train_metrics = collections.OrderedDict(self.history[-1]) if self.history else collections.OrderedDict()
+        return train_metrics, collections.OrderedDict(self._last_valid)
+
+    def _settings(self, kwargs):
+        """Split ``kwargs`` into the loop's checked settings and the subclass's options."""
+        owner = f"{type(self).__name__}.iterate()"
+        loop = {k: kwargs[k] for k in LOOP_KEYWORDS if k in kwargs}
+        options = {k: v for k, v in kwargs.items() if k not in LOOP_KEYWORDS}
+        d = self._loop_defaults
+        get = lambda k, default=None: loop.get(k, d.get(k, default))  # noqa: E731
+        progress = get("progress")
+        if progress is not None:
+            progress = _checks.boolean("progress", progress, owner)
+        callback = get("callback")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"{owner}: callback must be callable or None, got {callback!r}")
+        checkpoint = get("checkpoint")
+        if checkpoint is not None:
+            try:
+                checkpoint = os.fspath(checkpoint)
+            except TypeError:
+                raise TypeError(f"{owner}: checkpoint must be a path or None, got {checkpoint!r}") from None
+        settings = _Settings(
+            max_updates=_checks.positive_int("max_updates", get("max_updates"), owner, allow_none=True),
+            patience=_checks.nonnegative_int("patience", get("patience"), owner),
+            validate_every=_checks.positive_int("validate_every", get("validate_every"), owner),
+            min_improvement=_checks.real("min_improvement", get("min_improvement", 0.0), owner, low=0),
+            callback=callback,
+            checkpoint=checkpoint,
+            checkpoint_every=_checks.positive_int("checkpoint_every", get("checkpoint_every", 1), owner),
+            progress=progress,
+        )
+        return settings, options
+
+    def _open(self, settings, run):
+        """Start the call: resume from an existing checkpoint, or start fresh."""
+        if settings.checkpoint is not None:
+            from . import checkpoint as ckpt
+
+            if os.path.exists(settings.checkpoint):
+                self.resume(settings.checkpoint, run.datasets)
+                return
+            ckpt.check_writable(settings.checkpoint)
+        self.call_updates = 0
+        self.best_loss = np.float64(np.inf)
+        self.best_params = None
+        self.bad_validations = 0
+        self._last_valid = collections.OrderedDict()
+        self._begin_call()
+
+    def _begin_call(self):
+        """Hook: a new call starts (not a resumed one)."""
+
+    def _loop(self, run, s, restore_best):
+        """The generator behind :meth:`iterate` and :meth:`train`; its end is the one end path."""
+        bar = _progress_bar(s.progress, s.max_updates, self.call_updates, type(self).__name__)
+        try:
+            if run.valid is not None and self.call_updates == 0 and not self._last_valid:
+                self._validate(self.evaluate(run.valid), s.min_improvement)
+            while True:
+                if s.max_updates is not None and self.call_updates >= s.max_updates:
+                    break
+                if self.bad_validations > s.patience:  # also true for a resumed run that had stopped
+                    log.info("stopping: %d validations without improvement (patience %d)",
+                             self.bad_validations, s.patience)
+                    break
+                with defer_interrupts():
+                    metrics, valid_metrics = self._one_update(run, s)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(_postfix(metrics, valid_metrics), refresh=False)
+                if s.callback is not None:
+                    s.callback(metrics, valid_metrics)
+                yield metrics, valid_metrics
+        except KeyboardInterrupt:
+            log.warning("interrupted after %d updates of this run", self.call_updates)
+        finally:
+            if bar is not None:
+                bar.close()
+        self._finish(s.checkpoint, run.datasets, restore_best)
+
+    def _one_update(self, run, s):
+        """One update, its validation and its checkpoint (Ctrl-C held back by the caller)."""
+        before = self.get_param_values()
+        metrics = self._update(run.train)
+        if not (math.isfinite(metrics["loss"]) and all(np.all(np.isfinite(p.get_value(borrow=True)))
+                                                       for p in self.params)):
+            self.set_param_values(before)
+            raise FloatingPointError(
+                f"{type(self).__name__}: training diverged at update {self.updates + 1} "
+                f"(training loss {metrics['loss']!r}); the parameters were put back to their values "
+                "before that update (lower the learning rate, or raise the damping)"
+            )
+        self.updates += 1
+        self.call_updates += 1
+        metrics = collections.OrderedDict([("update", self.updates), *((k, _plain(v)) for k, v in metrics.items())])
+        if self.call_updates % s.validate_every == 0:
+            vm = self.evaluate(run.valid) if run.valid is not None else self._train_validation(metrics)
+            if vm is not None:
+                self._validate(vm, s.min_improvement)
+                for k, v in self._last_valid.items():
+                    metrics[f"valid_{k}"] = v
+                log.info("validation after update %d: %s%s", self.updates,
+                         " ".join(f"{k} {v:.6g}" for k, v in self._last_valid.items()),
+                         " *" if self.bad_validations == 0 else "")
+        self.history.append(metrics)
+        if s.checkpoint is not None and self.call_updates % s.checkpoint_every == 0:
+            self.save_checkpoint(s.checkpoint, run.datasets)
+        return metrics, collections.OrderedDict(self._last_valid)
 
     def _train_validation(self, metrics):
-        """Without a validation set, judge progress by the training loss of the
-        current parameters (``new_loss`` when the update reports it)."""
+        """Without validation data: the training loss after the update (``new_loss``
+        when the update reports it)."""
         return collections.OrderedDict(loss=float(metrics.get("new_loss", metrics["loss"])))
 
-    def _validated(self, vm, min_improvement):
+    def _validate(self, vm, min_improvement):
         loss = np.float64(vm["loss"])
         improved = np.isfinite(loss) and (
             not np.isfinite(self.best_loss) or self.best_loss - loss > min_improvement * abs(self.best_loss)
@@ -266,36 +463,18 @@ class Trainer:
             self.bad_validations = 0
         else:
             self.bad_validations += 1
-        self._last_valid = collections.OrderedDict(vm)
+        self._last_valid = collections.OrderedDict((k, float(v)) for k, v in vm.items())
         self._last_valid["best_loss"] = float(self.best_loss)
 
     def _finish(self, checkpoint, datasets, restore_best):
-        """End of a run: the checkpoint keeps the latest state (so a resumed run
-        continues where this one stopped, the best parameters travel inside it),
-        then the best parameters go into the model."""
+        """The end of a run: the checkpoint gets the final state (its ``params`` the
+        last parameters, ``loop/best_params`` the best: :meth:`load_params` reads
+        the best by default, so the file and a model after ``train()`` agree), then
+        the best parameters go into the model."""
         if checkpoint is not None:
             self.save_checkpoint(checkpoint, datasets)
         if restore_best:
             self.set_params(None)
-
-    def _train(self, iterator, checkpoint, datasets, restore_best=True):
-        """Run ``iterator`` to its end or to Ctrl-C, then save and restore the best.
-
-        On Ctrl-C (or a normal end) the checkpoint gets the latest state and the
-        best parameters go into the model. On any other error nothing is written
-        and the parameters stay as the last completed update left them: the last
-        periodic checkpoint on disk is the consistent state to resume from.
-        """
-        try:
-            for _ in iterator:
-                pass
-        except KeyboardInterrupt:
-            log.warning("interrupted after %d updates", self.updates)
-        finally:
-            iterator.close()
-        self._finish(checkpoint, datasets, restore_best)
-        train_metrics = collections.OrderedDict(self.history[-1]) if self.history else collections.OrderedDict()
-        return train_metrics, collections.OrderedDict(self._last_valid)
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path, datasets=None) -> None:
@@ -309,20 +488,34 @@ class Trainer:
         with defer_interrupts():
             ckpt.save(path, state)
 
-    def load_params(self, path) -> None:
+    def load_params(self, path, which="best") -> None:
         """Set the parameters from any ``hf`` checkpoint (e.g. a first-order warm start).
 
-        Only the ``params`` group is read; names and shapes must match the model.
+        Parameters
+        ----------
+        path : path
+            An ``hf`` checkpoint of any optimizer; names and shapes must match.
+        which : {'best', 'last'}
+            ``'best'`` (default): the best parameters of the run, which is what
+            the model holds after ``train()``; the last ones when the run never
+            validated. ``'last'``: the parameters of the last update.
+
         The optimizer and loop state of this optimizer are left as they are.
         """
         from . import checkpoint as ckpt
 
+        if which not in ("best", "last"):
+            raise ValueError(f"load_params: which must be 'best' or 'last', got {which!r}")
         state = ckpt.load(path)
         names = self._param_names()
         shapes = {n: p.get_value(borrow=True).shape for n, p in zip(names, self.params)}
-        ckpt.check_params(state["params"], shapes, path=os.fspath(path))
-        self.set_param_values([state["params"][n] for n in names])
-        log.info("parameters loaded from %s (%s checkpoint)", path, state.get("kind", "unknown"))
+        saved = state["params"]
+        best = (state.get("loop") or {}).get("best_params")
+        if which == "best" and best is not None:
+            saved = best
+        ckpt.check_params(saved, shapes, path=os.fspath(path))
+        self.set_param_values([saved[n] for n in names])
+        log.info("%s parameters loaded from %s (%s checkpoint)", which, path, state.get("kind", "unknown"))
 
     def resume(self, path, datasets=None) -> None:
         """Load the training state written by :meth:`save_checkpoint`."""
@@ -349,24 +542,47 @@ class Trainer:
         log.info("resumed from %s at update %d", path, self.updates)
 
 
+def _progress_bar(progress, total, initial, label):
+    """A tqdm bar on standard error, or None when switched off (None: only on a terminal)."""
+    if progress is False:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=label, unit="update", disable=None if progress is None else False,
+                leave=True, dynamic_ncols=True)
+
+
+def _postfix(metrics, valid):
+    parts = [f"loss={metrics['loss']:.4g}"]
+    if "damping" in metrics:
+        parts.append(f"damping={metrics['damping']:.2g}")
+    if "loss" in valid:
+        parts.append(f"valid={valid['loss']:.4g}")
+    return " ".join(parts)
+
+
 def _unescape(key):
     return "." if key == "%2E" else key.replace("%2F", "/").replace("%25", "%")
 
 
-def _history_to_columns(history):
-    cols = collections.OrderedDict()
-    for i, row in enumerate(history):
-        for k, v in row.items():
-            k = storage_key(k)
-            if isinstance(v, (bool, np.bool_)):
-                v = float(v)
-            if isinstance(v, (int, float, np.integer, np.floating)):
-                cols.setdefault(k, np.full(len(history), np.nan))[i] = v
-    return dict(cols)
+def _plain(value):
+    """A metric as a plain Python value, so history rows survive JSON unchanged."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _plain(value.item())
+    return value
 
 
-def _history_from_columns(cols):
-    if not cols:
+def _history_from_state(value):
+    """History rows from a checkpoint: a JSON list of rows, or (older files) numeric columns."""
+    if not value:
         return []
-    n = len(next(iter(cols.values())))
-    return [collections.OrderedDict((_unescape(k), float(v[i])) for k, v in cols.items()) for i in range(n)]
+    if isinstance(value, (str, bytes)):
+        return [collections.OrderedDict(row) for row in json.loads(value)]
+    n = len(next(iter(value.values())))
+    return [collections.OrderedDict((_unescape(k), float(v[i])) for k, v in value.items()) for i in range(n)]

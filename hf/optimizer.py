@@ -20,11 +20,10 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-from . import _compile
-from . import cg as _cg
+from . import _checks, _compile
 from . import damping as _damping
 from . import dataset as _ds
-from ._loop import Trainer, _positive_int, log, monitor_pairs
+from ._loop import Run, Trainer, log, monitor_pairs
 from .curvature import (
     StructuralDamping,
     check_inputs_used,
@@ -36,6 +35,7 @@ from .curvature import (
     unflatten,
 )
 from .reduce import Batch, ExampleMean, as_batch
+from .update import DampingState, UpdateConfig, hf_update
 
 __all__ = ["HFOptimizer"]
 
@@ -106,8 +106,7 @@ class HFOptimizer(Trainer):
        loss, or gives a non-finite loss, is rejected and λ raised.
     """
 
-    default_validate_every = 1
-    default_patience = 10
+    _loop_defaults = {"max_updates": 1000, "patience": 10, "validate_every": 1}
 
     def __init__(
         self,
@@ -130,6 +129,7 @@ class HFOptimizer(Trainer):
         structural_damping=None,
         chunk_size=None,
     ):
+        owner = "HFOptimizer"
         params = check_params(params)
         self.params = params
         self.cost = cost
@@ -137,25 +137,25 @@ class HFOptimizer(Trainer):
         self.monitors = monitor_pairs(monitors)
         if structural_damping is not None and not isinstance(structural_damping, StructuralDamping):
             raise TypeError(
-                f"structural_damping must be a hf.StructuralDamping or None, got {type(structural_damping).__name__}"
+                f"{owner}: structural_damping must be a hf.StructuralDamping or None, "
+                f"got {type(structural_damping).__name__}"
             )
         self.structural_damping = structural_damping
-
-        self.lm = _damping.LevenbergMarquardt(damping, min_damping=min_damping, max_damping=max_damping)
-        self.max_cg_iters = _positive_int("max_cg_iters", max_cg_iters)
-        self.cg_tol = _damping._check_positive("cg_tol", cg_tol, allow_zero=True)
-        self.cg_decay = _damping._check_positive("cg_decay", cg_decay, allow_zero=True)
-        if self.cg_decay > 1:
-            raise ValueError(f"cg_decay must lie in [0, 1], got {cg_decay!r}")
-        self.cg_fraction = _damping._check_positive("cg_fraction", cg_fraction)
-        if self.cg_fraction > 1:
-            raise ValueError(f"cg_fraction must lie in (0, 1], got {cg_fraction!r}")
-        for name, value in (("preconditioner", preconditioner), ("line_search", line_search)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {value!r}")
-        self.preconditioner = bool(preconditioner)
-        self.preconditioner_examples = _positive_int("preconditioner_examples", preconditioner_examples)
-        self.line_search = bool(line_search)
+        self.config = UpdateConfig(
+            min_damping=min_damping,
+            max_damping=max_damping,
+            max_cg_iters=max_cg_iters,
+            cg_tol=cg_tol,
+            cg_decay=cg_decay,
+            line_search=line_search,
+            structural_weight=structural_damping.weight if structural_damping is not None else 0.0,
+        )
+        self.initial_damping = _checks.real(
+            "damping", damping, owner, low=self.config.min_damping, high=self.config.max_damping
+        )
+        self.cg_fraction = _checks.real("cg_fraction", cg_fraction, owner, low=0, low_open=True, high=1)
+        self.preconditioner = _checks.boolean("preconditioner", preconditioner, owner)
+        self.preconditioner_examples = _checks.positive_int("preconditioner_examples", preconditioner_examples, owner)
         self.reduce = ExampleMean(chunk_size)
 
         graph = [cost, s] + [e for _, e in self.monitors]
@@ -167,18 +167,18 @@ class HFOptimizer(Trainer):
         if inputs is None:
             if free:
                 raise ValueError(
-                    f"the graph has free inputs {sorted(str(v) for v in free)}; pass inputs=[...] "
+                    f"{owner}: the graph has free inputs {sorted(str(v) for v in free)}; pass inputs=[...] "
                     "in the order of the arrays of a batch"
                 )
             inputs = []
         else:
             if isinstance(inputs, Variable):
-                raise TypeError(f"inputs must be a list of variables, got a single variable {inputs!r}")
+                raise TypeError(f"{owner}: inputs must be a list of variables, got a single variable {inputs!r}")
             inputs = list(inputs)
-            check_inputs_used(inputs, graph, "HFOptimizer")
+            check_inputs_used(inputs, graph, owner)
         if self.preconditioner and not inputs:
             raise ValueError(
-                "preconditioner=True needs per-example gradients, so the data must be passed "
+                f"{owner}: preconditioner=True needs per-example gradients, so the data must be passed "
                 "as graph inputs (inputs=[...]), not held in shared variables"
             )
         self.inputs = inputs
@@ -187,38 +187,48 @@ class HFOptimizer(Trainer):
         self._sizes = [int(p.get_value(borrow=True).size) for p in params]
         self.n_params = int(sum(self._sizes))
         self._init_loop()
-        self._cg_x = None  # final CG iterate of the previous update (for the warm start)
+        self.state = DampingState(self.initial_damping, None)
+        self._mean_checked = False
+
+    @property
+    def damping(self) -> float:
+        """The damping λ of the next update."""
+        return float(self.state.damping)
 
     # ------------------------------------------------------------------ graphs
     def _compile(self):
         """Compile the four functions used by an update, once."""
         params, cost, inputs = self.params, self.cost, self.inputs
         monitors = [e for _, e in self.monitors]
-        grads = pytensor.grad(cost, params)
-        self._f_loss_grad = _compile.function(
-            inputs, [cost, *monitors, flatten(grads)], name="hf_loss_grad", on_unused_input="ignore"
-        )
-        self._f_loss = _compile.function(inputs, [cost, *monitors], name="hf_loss", on_unused_input="ignore")
-        # Cost probes at θ + x without touching the shared parameters: the
-        # parameters are replaced by slices of a flat float64 input.
-        theta = pt.vector("theta", dtype="float64")
-        self._f_loss_at = _compile.function(
-            inputs + [theta],
-            [cost, *monitors],
-            givens=list(zip(params, unflatten(theta, params))),
-            name="hf_loss_at",
-            on_unused_input="ignore",
-        )
-        v = pt.vector("v", dtype="float64")
-        vs = unflatten(v, params)
-        if self.structural_damping is None:
-            extra = []
-            Gv = gauss_newton_product(cost, self.s, params, vs)
-        else:
-            coef = pt.scalar("structural_coef", dtype="float64")
-            extra = [coef]
-            Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef)
-        self._f_gv = _compile.function(inputs + [v] + extra, flatten(Gv), name="hf_gv", on_unused_input="ignore")
+        t0 = time.perf_counter()
+        log.info("HFOptimizer: compiling 4 functions (loss and gradient, loss, loss at theta, Gv) ...")
+        with _compile.quiet():
+            grads = pytensor.grad(cost, params)
+            self._f_loss_grad = _compile.function(
+                inputs, [cost, *monitors, flatten(grads)], name="hf_loss_grad", on_unused_input="ignore"
+            )
+            self._f_loss = _compile.function(inputs, [cost, *monitors], name="hf_loss", on_unused_input="ignore")
+            # Cost probes at θ + x without touching the shared parameters: the
+            # parameters are replaced by slices of a flat float64 input.
+            theta = pt.vector("theta", dtype="float64")
+            self._f_loss_at = _compile.function(
+                inputs + [theta],
+                [cost, *monitors],
+                givens=list(zip(params, unflatten(theta, params))),
+                name="hf_loss_at",
+                on_unused_input="ignore",
+            )
+            v = pt.vector("v", dtype="float64")
+            vs = unflatten(v, params)
+            if self.structural_damping is None:
+                extra = []
+                Gv = gauss_newton_product(cost, self.s, params, vs)
+            else:
+                coef = pt.scalar("structural_coef", dtype="float64")
+                extra = [coef]
+                Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef)
+            self._f_gv = _compile.function(inputs + [v] + extra, flatten(Gv), name="hf_gv", on_unused_input="ignore")
+        log.info("HFOptimizer: compiled in %.1f s", time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ flat vectors
     def _theta(self) -> np.ndarray:
@@ -228,25 +238,47 @@ class HFOptimizer(Trainer):
         values, start = [], 0
         for p, n in zip(self.params, self._sizes):
             shape = p.get_value(borrow=True).shape
-            values.append(theta[start : start + n].reshape(shape).astype(p.dtype))
+            values.append(theta[start : start + n].reshape(shape))
             start += n
         self.set_param_values(values)
 
+    def _flat(self, name, v) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape != (self.n_params,):
+            raise ValueError(
+                f"HFOptimizer: {name} must be a flat vector of the {self.n_params} parameter values "
+                f"(sizes {dict(zip(self._param_names(), self._sizes))}), got shape {v.shape}"
+            )
+        return v
+
+    @staticmethod
+    def _check_batch(batch, name="batch"):
+        if not isinstance(batch, Batch):
+            raise TypeError(
+                f"HFOptimizer: {name} must be an hf.Batch, e.g. hf.Batch((X, Y), axes=(0, 0)), "
+                f"got {type(batch).__name__}"
+            )
+        return batch
+
     def gv(self, v, batch: Batch, structural_coef: float = 0.0) -> np.ndarray:
         """Mean Gauss-Newton product ``G·v`` on ``batch`` (plus ``coef·J_aᵀ D J_a v``)."""
-        args = (np.asarray(v, dtype=np.float64),)
+        args = (self._flat("v", v),)
         if self.structural_damping is not None:
             args = args + (np.float64(structural_coef),)
-        return self.reduce(self._f_gv, batch, *args)[0]
+        return self.reduce(self._f_gv, self._check_batch(batch), *args)[0]
 
     def loss_grad(self, batch: Batch):
         """Mean loss, monitors and flat float64 gradient on ``batch``: ``(loss, [monitors], g)``."""
-        outs = self.reduce(self._f_loss_grad, batch)
+        outs = self.reduce(self._f_loss_grad, self._check_batch(batch))
         return float(outs[0]), [float(m) for m in outs[1:-1]], outs[-1]
 
     def loss_at(self, theta, batch: Batch) -> float:
         """Loss at parameters ``theta`` (flat) on ``batch``, shared variables untouched."""
-        return float(self.reduce(self._f_loss_at, batch, np.asarray(theta, dtype=np.float64))[0])
+        return float(self.reduce(self._f_loss_at, self._check_batch(batch), self._flat("theta", theta))[0])
+
+    def mean_square_gradients(self, batch: Batch, max_examples: int) -> np.ndarray:
+        """``1/N Σ_i (∇f_i)²`` over the first ``max_examples`` examples of ``batch`` (flat)."""
+        return self.reduce.mean_square_per_example(self._f_loss_grad, self._check_batch(batch), max_examples)
 
     # ------------------------------------------------------------------ data
     def _dataset(self, data, name):
@@ -273,13 +305,10 @@ class HFOptimizer(Trainer):
         ds.check_inputs(self.inputs)
         return ds
 
-    def _batch(self, ds, arrays) -> Batch:
-        return as_batch(arrays, ds.batch_axes, ds.mask_index)
-
     def _next_batch(self, ds) -> Batch:
         if ds is None:
             return Batch((), ())
-        return self._batch(ds, ds.next_batch())
+        return as_batch(ds.next_batch(), ds.batch_axes, ds.mask_index, source=_source(ds))
 
     def evaluate(self, dataset) -> collections.OrderedDict:
         """Loss and monitors averaged over one pass (``iteration_size`` batches) of ``dataset``."""
@@ -287,16 +316,47 @@ class HFOptimizer(Trainer):
         if ds is None:
             batches = [Batch((), ())]
         else:
-            batches = [self._batch(ds, b) for b in ds.iterate()]
-        total, count = None, 0
-        for b in batches:
-            outs = self.reduce(self._f_loss, b)
-            total = [o * b.size for o in outs] if total is None else [t + o * b.size for t, o in zip(total, outs)]
-            count += b.size
-        values = [float(t / count) for t in total]
-        return collections.OrderedDict(zip(["loss"] + [n for n, _ in self.monitors], values))
+            batches = [as_batch(b, ds.batch_axes, ds.mask_index, source=_source(ds)) for b in ds.iterate()]
+        values = _checks.weighted_mean((self.reduce(self._f_loss, b), b.size) for b in batches)
+        return collections.OrderedDict(zip(["loss"] + [n for n, _ in self.monitors], map(float, values)))
 
-    # ------------------------------------------------------------------ one update
+    # ------------------------------------------------------------------ the loop's hooks
+    def iterate(self, train=None, valid=None, *, cg=None, **kwargs):
+        """Yield ``(train_metrics, valid_metrics)`` after each update.
+
+        Parameters
+        ----------
+        train : hf.Dataset, list of arrays, callable or None
+            Gradient batches. A list of arrays is one full batch; None when the
+            data live in shared variables.
+        valid : same types, optional
+            Validation data, evaluated before the first update and every
+            ``validate_every`` updates. Without it the training loss after each
+            step measures progress.
+        cg : same types, optional
+            Separate data for the curvature (CG) batches; by default the first
+            ``cg_fraction`` of each gradient batch.
+        **kwargs
+            The loop's keywords (see :meth:`train`): ``max_updates`` (default
+            1000, counted per call), ``patience`` (10), ``validate_every`` (1),
+            ``min_improvement``, ``callback``, ``checkpoint``,
+            ``checkpoint_every``, ``progress``.
+        """
+        return super().iterate(train, valid, cg=cg, **kwargs)
+
+    def _start(self, train, valid, cg=None, **unknown):
+        if unknown:
+            raise TypeError(f"HFOptimizer.iterate() got unexpected keyword argument(s) {sorted(unknown)}")
+        if train is None and self.inputs:
+            raise ValueError(
+                f"train is None but the graph has inputs {[str(x) for x in self.inputs]}: pass training data"
+            )
+        train_ds = self._dataset(train, "train")
+        valid_ds = self._dataset(valid, "valid")
+        cg_ds = self._dataset(cg, "cg")
+        datasets = {k: v for k, v in (("train", train_ds), ("valid", valid_ds), ("cg", cg_ds)) if v is not None}
+        return Run(train=(train_ds, cg_ds), valid=valid_ds, datasets=datasets)
+
     def _update(self, train) -> collections.OrderedDict:
         train_ds, cg_ds = train
         t0 = time.perf_counter()
@@ -309,195 +369,117 @@ class HFOptimizer(Trainer):
             # its memorization (solved at 18 s vs 53% at 60 s): one seed each, so the
             # simpler choice stays (README, "Longest T solved within 30 minutes").
             cg_batch = batch.head(max(1, math.ceil(self.cg_fraction * batch.size)))
+        if not self._mean_checked:
+            self._check_mean_cost(batch)
         return self.step(batch, cg_batch, t0=t0)
 
-    def step(self, batch: Batch, cg_batch: Batch | None = None, *, t0=None) -> collections.OrderedDict:
-        """One HF update on explicit batches; returns its metrics (see class Notes)."""
-        t0 = time.perf_counter() if t0 is None else t0
-        cg_batch = batch if cg_batch is None else cg_batch
-        lam = self.lm.damping
-        outs = self.reduce(self._f_loss_grad, batch)
-        f0, mons, g = float(outs[0]), [float(m) for m in outs[1:-1]], outs[-1]
-        if not (math.isfinite(f0) and np.all(np.isfinite(g))):
-            raise FloatingPointError(
-                f"loss or gradient is not finite at the current parameters (loss={f0!r}) "
-                f"on the gradient batch of update {self.updates + 1}; parameters left unchanged"
+    def _check_mean_cost(self, batch):
+        """Refuse a cost that is not a mean over examples, once, on the first batch.
+
+        The loss of a batch must equal the size-weighted mean of the losses of its
+        two halves; a sum over examples gives their sum instead, and then chunked
+        evaluation, batch-size changes and the damping scale all go wrong.
+        """
+        n = batch.size
+        if not batch.arrays or n < 2:
+            return
+        whole = float(self.reduce(self._f_loss, batch)[0])
+        halves = list(batch.chunks((n + 1) // 2))
+        parts = _checks.weighted_mean(([self._f_loss(*c.arrays)[0]], size) for c, size in halves)
+        split = float(parts[0])
+        tol = 1e-4 if np.dtype(self.cost.dtype) == np.float32 else 1e-8
+        if math.isfinite(whole) and math.isfinite(split) and abs(whole - split) > tol * max(abs(whole), abs(split), 1e-30):
+            raise ValueError(
+                f"HFOptimizer: the cost must be a mean over the examples of a batch: on {batch.source or 'the first batch'} "
+                f"({n} examples) it is {whole:.6g}, while the size-weighted mean of its two halves is {split:.6g} "
+                f"(ratio {whole / split if split else float('inf'):.3g}; a sum over examples gives about n/2). "
+                "Divide the cost by the number of examples (e.g. use .mean() instead of .sum())"
             )
+        self._mean_checked = True
+
+    def step(self, batch: Batch, cg_batch: Batch | None = None, *, t0=None) -> collections.OrderedDict:
+        """One HF update on explicit batches; returns its metrics (see the class Notes).
+
+        Builds the callables of :func:`hf.update.hf_update` on the batches, runs it,
+        and adds the step to the parameters.
+        """
+        t0 = time.perf_counter() if t0 is None else t0
+        batch = self._check_batch(batch)
+        cg_batch = batch if cg_batch is None else self._check_batch(cg_batch, "cg_batch")
         theta = self._theta()
+        mons = []
 
-        mu = self.structural_damping.weight if self.structural_damping is not None else 0.0
-
-        def matvec(v):
-            return self.gv(v, cg_batch, lam * mu) + lam * v
+        def loss_grad():
+            f0, m, g = self.loss_grad(batch)
+            mons[:] = m
+            return f0, g
 
         psolve = None
         if self.preconditioner:
-            sq = self.reduce.mean_square_per_example(self._f_loss_grad, cg_batch, self.preconditioner_examples)
-            diag = _damping.martens_preconditioner(sq, lam)
+            diag = _damping.martens_preconditioner(
+                self.mean_square_gradients(cg_batch, self.preconditioner_examples), self.state.damping
+            )
 
             def psolve(r):
                 return r / diag
 
-        x0 = None
-        if self._cg_x is not None and self.cg_decay > 0:
-            x0 = self.cg_decay * self._cg_x
-        res = _cg.cg(matvec, -g, x0, psolve=psolve, max_iters=self.max_cg_iters, tol=self.cg_tol)
-        if np.all(np.isfinite(res.x)):
-            self._cg_x = res.x.copy()
+        try:
+            result = hf_update(
+                loss_grad,
+                lambda v, coef: self.gv(v, cg_batch, coef),
+                lambda x: self.loss_at(theta + x, batch),
+                self.state,
+                self.config,
+                psolve=psolve,
+                cg_loss_at=lambda x: self.loss_at(theta + x, cg_batch),
+                curvature=lambda v: self.gv(v, batch, 0.0),
+            )
+        except FloatingPointError as err:
+            raise FloatingPointError(
+                f"HFOptimizer: {err} on the gradient batch of update {self.updates + 1}; parameters left unchanged"
+            ) from None
+        if result.metrics["accepted"]:
+            self._set_theta(theta + result.step)
+        self.state = result.state
 
-        # Backtrack over the kept iterates on the CG batch.
-        kept = [x for _, x in res.kept] or [res.x]
-        iters = [i for i, _ in res.kept] or [res.iterations]
-        bt = _damping.backtrack(kept, lambda x: self.loss_at(theta + x, cg_batch))
-        p = bt.x
-
-        # ρ with f, g and G all on the gradient batch (one extra G·p there); the
-        # objective at θ + p is also the line search's first probe.
-        probes = {}
-
-        def f_line(a):
-            if a not in probes:
-                probes[a] = self.loss_at(theta + a * p, batch)
-            return probes[a]
-
-        Gp = self.gv(p, batch, 0.0)
-        slope = float(g @ p)
-        q = slope + 0.5 * float(p @ Gp)
-        rho = _damping.reduction_ratio(f_line(1.0), f0, q)
-        self.lm.update(rho)
-
-        # Line search on the gradient batch; never keep a step that raises the loss.
-        if self.line_search:
-            ls = _damping.armijo_line_search(f_line, f0, slope)
-        else:
-            f1 = f_line(1.0)
-            ok = math.isfinite(f1) and f1 < f0
-            ls = _damping.LineSearchResult(1.0 if ok else 0.0, f1 if ok else f0, 1, ok)
-        if ls.accepted:
-            self._set_theta(theta + ls.rate * p)
-        elif self.lm.damping <= lam:
-            self.lm.raise_()  # rejected, but ρ did not raise λ
-
-        metrics = collections.OrderedDict()
-        metrics["loss"] = f0
+        m = result.metrics
+        metrics = collections.OrderedDict(loss=m["loss"])
         for (name, _), value in zip(self.monitors, mons):
             metrics[name] = value
-        metrics["new_loss"] = ls.objective
-        metrics["accepted"] = bool(ls.accepted)
-        metrics["rho"] = rho
-        metrics["damping"] = lam
-        metrics["new_damping"] = self.lm.damping
-        metrics["cg_iters"] = res.iterations
-        metrics["cg_status"] = res.status.name.lower()
-        metrics["backtrack"] = iters[bt.index]
-        metrics["step_rate"] = ls.rate
-        metrics["step_norm"] = float(np.linalg.norm(ls.rate * p))
+        metrics.update((k, v) for k, v in m.items() if k != "loss")
         metrics["seconds"] = time.perf_counter() - t0
         log.info(
             "update %d loss %.6g -> %.6g %s rho %.3g damping %.3e cg %d (%s) backtrack %d rate %.3g |p| %.3g %.2fs",
-            self.updates + 1, f0, ls.objective, "kept" if ls.accepted else "REJECTED", rho, lam,
-            res.iterations, metrics["cg_status"], metrics["backtrack"], ls.rate, metrics["step_norm"],
+            self.updates + 1, m["loss"], m["new_loss"], "kept" if m["accepted"] else "REJECTED", m["rho"],
+            m["damping"], m["cg_iters"], m["cg_status"], m["backtrack"], m["step_rate"], m["step_norm"],
             metrics["seconds"],
         )
         return metrics
 
     # ------------------------------------------------------------------ state
     def _optimizer_state(self) -> dict:
-        return {
-            "damping": np.float64(self.lm.damping),
-            "cg_x": np.zeros(0) if self._cg_x is None else self._cg_x.copy(),
-            "has_cg_x": self._cg_x is not None,
-        }
+        """λ and the CG warm start (an empty array before the first update)."""
+        x = self.state.cg_x
+        return {"damping": np.float64(self.state.damping), "cg_x": np.zeros(0) if x is None else x.copy()}
 
     def _load_optimizer_state(self, state) -> None:
-        self.lm.damping = self.lm.clip(state["damping"])
-        x = np.asarray(state["cg_x"], dtype=np.float64)
-        if bool(state["has_cg_x"]):
-            if x.shape != (self.n_params,):
-                raise ValueError(f"checkpoint CG warm start has {x.size} entries, the model has {self.n_params}")
-            self._cg_x = x.copy()
-        else:
-            self._cg_x = None
-
-    # ------------------------------------------------------------------ public loop
-    def iterate(
-        self,
-        train=None,
-        valid=None,
-        *,
-        cg=None,
-        max_updates=1000,
-        patience=None,
-        validate_every=None,
-        min_improvement=0.0,
-        callback=None,
-        checkpoint=None,
-        checkpoint_every=1,
-    ):
-        """Yield ``(train_metrics, valid_metrics)`` after each update.
-
-        Parameters
-        ----------
-        train : hf.Dataset, list of arrays, callable or None
-            Gradient batches. A list of arrays is one full batch; None when the
-            data live in shared variables.
-        valid : same types, optional
-            Validation data, evaluated every ``validate_every`` updates. Without
-            it the training loss measures progress.
-        cg : same types, optional
-            Separate data for the curvature (CG) batches; by default the first
-            ``cg_fraction`` of each gradient batch.
-        max_updates : int or None
-            Update cap (default 1000).
-        patience : int
-            Stop when more than ``patience`` validations in a row bring no
-            relative improvement larger than ``min_improvement`` (default 10).
-        validate_every : int
-            Validate every this many updates (default 1).
-        callback : callable, optional
-            ``callback(train_metrics, valid_metrics)`` after each update.
-        checkpoint : path, optional
-            HDF5 checkpoint written every ``checkpoint_every`` updates; when the
-            file exists training resumes from it.
-        """
-        return self._iterate(
-            train, valid, cg=cg, max_updates=max_updates, patience=patience,
-            validate_every=validate_every, min_improvement=min_improvement,
-            callback=callback, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-        )[0]
-
-    def _iterate(self, train, valid, *, cg, patience, validate_every, **loop):
-        patience = self.default_patience if patience is None else patience
-        validate_every = self.default_validate_every if validate_every is None else validate_every
-        if train is None and self.inputs:
+        lam = float(state["damping"])
+        if not (math.isfinite(lam) and self.config.min_damping <= lam <= self.config.max_damping):
             raise ValueError(
-                f"train is None but the graph has inputs {[str(x) for x in self.inputs]}: pass training data"
+                f"checkpoint damping {lam!r} is outside [min_damping, max_damping] = "
+                f"[{self.config.min_damping!r}, {self.config.max_damping!r}]"
             )
-        train_ds = self._dataset(train, "train")
-        valid_ds = self._dataset(valid, "valid")
-        cg_ds = self._dataset(cg, "cg")
-        datasets = {k: v for k, v in (("train", train_ds), ("valid", valid_ds), ("cg", cg_ds)) if v is not None}
-        gen = self._run(
-            (train_ds, cg_ds), valid_ds, patience=patience, validate_every=validate_every,
-            datasets=datasets, **loop,
-        )
-        return gen, datasets
+        x = np.asarray(state["cg_x"], dtype=np.float64)
+        if x.size == 0:
+            x = None
+        elif x.shape != (self.n_params,):
+            raise ValueError(f"checkpoint CG warm start has {x.size} entries, the model has {self.n_params}")
+        elif not np.all(np.isfinite(x)):
+            raise ValueError("checkpoint CG warm start holds non-finite values")
+        self.state = DampingState(lam, None if x is None else x.copy())
 
-    def train(self, train=None, valid=None, *, restore_best=True, **kwargs):
-        """Run :meth:`iterate` to its end (update cap, patience or Ctrl-C).
 
-        Restores the best parameters into the shared variables (unless
-        ``restore_best=False``), writes the checkpoint if one was asked for, and
-        returns the last ``(train_metrics, valid_metrics)``. Takes the keywords of
-        :meth:`iterate`.
-        """
-        loop = dict(
-            cg=None, max_updates=1000, patience=None, validate_every=None, min_improvement=0.0,
-            callback=None, checkpoint=None, checkpoint_every=1,
-        )
-        unknown = sorted(set(kwargs) - set(loop))
-        if unknown:
-            raise TypeError(f"train() got unexpected keyword argument(s) {unknown}")
-        loop.update(kwargs)
-        iterator, datasets = self._iterate(train, valid, **loop)
-        return self._train(iterator, loop["checkpoint"], datasets, restore_best)
+def _source(ds) -> str:
+    """How a batch's origin is named in error messages."""
+    name = getattr(ds, "name", None)
+    return f"dataset {name!r}" if name else "a dataset"

@@ -16,9 +16,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._checks import positive_int, weighted_mean
 from .dataset import batch_size_of, split_batch
 
-__all__ = ["Batch", "ExampleMean"]
+__all__ = ["Batch", "ExampleMean", "as_batch", "call"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +35,14 @@ class Batch:
     mask_index : int or None
         Index of a time-major ``(T, batch)`` mask among ``arrays``: chunks of a
         padded sequence batch are then trimmed to their own longest sequence.
+    source : str
+        Where the batch came from (e.g. ``"dataset 'train'"``), for error messages.
     """
 
     arrays: tuple
     axes: tuple
     mask_index: int | None = None
+    source: str = ""
 
     @property
     def size(self) -> int:
@@ -53,7 +57,7 @@ class Batch:
             yield self, 1
             return
         for arrays, n in split_batch(self.arrays, self.axes, chunk_size, self.mask_index):
-            yield Batch(tuple(arrays), self.axes, self.mask_index), n
+            yield Batch(tuple(arrays), self.axes, self.mask_index, self.source), n
 
     def head(self, n: int) -> "Batch":
         """The first ``n`` examples (the whole batch if it is smaller)."""
@@ -79,23 +83,11 @@ class ExampleMean:
     """
 
     def __init__(self, chunk_size: int | None = None):
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1
-        ):
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.chunk_size = positive_int("chunk_size", chunk_size, allow_none=True)
 
     def __call__(self, fn: Callable, batch: Batch, *args) -> list:
         """Mean over examples of each output of ``fn(*chunk_arrays, *args)`` (float64)."""
-        total, count = None, 0
-        for chunk, n in batch.chunks(self.chunk_size):
-            outs = fn(*chunk.arrays, *args)
-            if not isinstance(outs, (list, tuple)):
-                outs = [outs]
-            outs = [np.asarray(o, dtype=np.float64) * n for o in outs]
-            total = outs if total is None else [t + o for t, o in zip(total, outs)]
-            count += n
-        return [t / count for t in total]
+        return weighted_mean((_outputs(call(fn, chunk, *args)), n) for chunk, n in batch.chunks(self.chunk_size))
 
     def mean_square_per_example(self, fn: Callable, batch: Batch, max_examples: int) -> np.ndarray:
         """``1/N Σ_i (∇f_i)²`` over the first ``max_examples`` examples, one call each.
@@ -104,15 +96,44 @@ class ExampleMean:
         """
         total, n = None, 0
         for chunk, _ in itertools.islice(batch.chunks(1), int(max_examples)):
-            g = np.asarray(fn(*chunk.arrays)[-1], dtype=np.float64)
+            g = np.asarray(call(fn, chunk)[-1], dtype=np.float64)
             total = g * g if total is None else total + g * g
             n += 1
         return total / n
 
 
-def as_batch(arrays: Sequence, axes: Sequence[int], mask_index: int | None = None) -> Batch:
+def _outputs(outs):
+    return outs if isinstance(outs, (list, tuple)) else [outs]
+
+
+def call(fn: Callable, batch: Batch, *args):
+    """``fn(*batch.arrays, *args)``, with an error that names the batch when the data are at fault.
+
+    A compiled function fails deep inside PyTensor when the user's arrays do not
+    fit the graph (a wrong feature dimension, a label out of range); the error is
+    re-raised as a ``ValueError`` naming the batch's source and the inputs' names
+    and shapes, with PyTensor's message after them.
+    """
+    try:
+        return fn(*batch.arrays, *args)
+    except (ValueError, IndexError, TypeError, AssertionError) as err:
+        names = [getattr(getattr(i, "variable", None), "name", None) for i in getattr(getattr(fn, "maker", None), "inputs", ())]
+        shapes = ", ".join(
+            f"{names[i] if i < len(names) and names[i] else f'input {i}'} {np.shape(a)} {getattr(a, 'dtype', '')}"
+            for i, a in enumerate(batch.arrays)
+        )
+        where = f"a batch of {batch.source}" if batch.source else "a batch"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{getattr(fn, 'name', None) or 'a compiled function'} failed on {where} with inputs [{shapes}]: "
+            f"{type(err).__name__}: {first}. Check that the data match the graph's inputs (feature sizes, "
+            "label ranges)"
+        ) from err
+
+
+def as_batch(arrays: Sequence, axes: Sequence[int], mask_index: int | None = None, *, source: str = "") -> Batch:
     """Build a :class:`Batch` after checking the arrays agree on their example count."""
-    batch = Batch(tuple(arrays), tuple(axes), mask_index)
+    batch = Batch(tuple(arrays), tuple(axes), mask_index, source)
     if batch.arrays:
         batch_size_of(batch.arrays, batch.axes)  # raises if the arrays disagree
     return batch

@@ -39,7 +39,7 @@ def test_least_squares_converges_to_lstsq():
         pass
     got = np.concatenate([params[0].get_value(), [params[1].get_value()]])
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)
-    assert tm["update"] <= 5
+    assert tm["update"] == 5 and len(opt.history) == 5  # five updates, none skipped
 
 
 def test_train_with_no_arguments_on_shared_data():
@@ -106,13 +106,14 @@ def autoencoder():
             h = pt.tanh(h)
     s = h
     cost = pt.mean(pt.sum(pt.softplus(s) - x * s, axis=1))
-    return cost, s, params, [x], [digits]
+    initial = [p.get_value() for p in params]
+    return cost, s, params, [x], [digits], initial
 
 
 def test_autoencoder_never_keeps_a_step_that_raises_the_loss(autoencoder):
-    cost, s, params, inputs, data = autoencoder
-    for p in params:  # fresh start for this test
-        p.set_value(p.get_value() * 1.0)
+    cost, s, params, inputs, data, initial = autoencoder
+    for p, v in zip(params, initial):  # fresh start: other tests may have trained the shared model
+        p.set_value(v.copy())
     loss = function(inputs, cost)  # independent of the optimizer's functions
     snapshots = [[p.get_value() for p in params]]
     metrics = []
@@ -186,15 +187,33 @@ def test_chunked_sums_equal_whole_batch():
 
 
 def test_preconditioner_uses_per_example_gradients():
+    import scipy.sparse.linalg
+
     cost, s, params, inputs, data, ref = least_squares(n=20)
-    opt = hf.HFOptimizer(cost, s, params, inputs, preconditioner=True, cg_fraction=1.0, damping=1e-3)
+    lam = 1e-3
+    opt = hf.HFOptimizer(cost, s, params, inputs, preconditioner=True, cg_fraction=1.0, damping=lam,
+                         max_cg_iters=2)
     batch = hf.Batch(tuple(data), (0, 0))
-    sq = opt.reduce.mean_square_per_example(opt._f_loss_grad, batch, 100)
+    sq = opt.mean_square_gradients(batch, 100)
     X, y = data
     r = X @ params[0].get_value() + params[1].get_value() - y  # per-example residuals
     per_example = np.hstack([X * r[:, None], r[:, None]])  # gradient of 0.5 r_i² per example
     np.testing.assert_allclose(sq, np.mean(per_example**2, axis=0), rtol=1e-12)
-    opt.train(data, max_updates=6)
+    # Two CG iterations on the dense damped system with M = (sq + λ)^0.75 (scipy's PCG):
+    # the truncated solution depends on M, and the update must take exactly that step
+    # (the quadratic loss is its own model: ρ = 1, the full step passes Armijo).
+    A = np.hstack([X, np.ones((20, 1))])
+    G = A.T @ A / 20 + lam * np.eye(A.shape[1])
+    g = A.T @ r / 20
+    M = (sq + lam) ** 0.75
+    x2, _ = scipy.sparse.linalg.cg(G, -g, maxiter=2, M=scipy.sparse.diags(1 / M), rtol=1e-14)
+    plain, _ = scipy.sparse.linalg.cg(G, -g, maxiter=2, rtol=1e-14)
+    assert np.linalg.norm(x2 - plain) > 1e-3 * np.linalg.norm(x2)  # the preconditioner matters here
+    (tm, _), = opt.iterate(data, max_updates=1)
+    assert tm["cg_iters"] == 2 and tm["step_rate"] == 1.0
+    got = np.concatenate([params[0].get_value(), [params[1].get_value()]])
+    np.testing.assert_allclose(got, x2, rtol=1e-9, atol=1e-12)
+    opt.train(data, max_updates=60, patience=60)
     got = np.concatenate([params[0].get_value(), [params[1].get_value()]])
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)
 

@@ -1,5 +1,6 @@
 """Training loop, checkpoints and bad input, through HFOptimizer."""
 
+import json
 import pathlib
 import signal
 import subprocess
@@ -134,7 +135,10 @@ def test_checkpoint_opens_in_plain_h5py(tmp_path):
         assert "format_version" in f.attrs
         assert f["optimizer/damping"][()] > 0
         assert f["loop/updates"][()] == 2
-        assert f["history/loss"].shape == (2,)
+        rows = json.loads(f["history"][()])  # one JSON row per update, types kept
+    assert [r["update"] for r in rows] == [1, 2]
+    assert rows == [dict(r) for r in opt.history]
+    assert isinstance(rows[0]["cg_status"], str) and isinstance(rows[0]["accepted"], bool)
 
 
 def test_best_loss_float32_with_min_improvement():
@@ -208,7 +212,7 @@ def test_names_with_slashes_checkpoint_and_resume(tmp_path):
     opt = hf.HFOptimizer(cost, s, [W, b], [x, t], monitors={"err/abs": pt.mean(abs(s - t))})
     opt.train([X, T], max_updates=2, checkpoint=tmp_path / "c.h5")
     with h5py.File(tmp_path / "c.h5", "r") as f:
-        assert "enc%2FW" in f["params"] and "err%2Fabs" in f["history"]
+        assert "enc%2FW" in f["params"] and "err/abs" in json.loads(f["history"][()])[0]
     W2 = pytensor.shared(np.zeros((3, 2)), name="enc/W")
     b2 = pytensor.shared(np.zeros(2), name="enc/b%")
     s2 = x @ W2 + b2
@@ -245,7 +249,7 @@ def test_failed_resume_leaves_model_and_data_untouched(tmp_path):
     before = other.state_dict()
     with pytest.raises(hf.checkpoint.CheckpointError, match="batch_size"):
         fresh.train(other, max_updates=4, checkpoint=ck)
-    assert fresh.updates == 0 and fresh.lm.damping == 1.0
+    assert fresh.updates == 0 and fresh.damping == 1.0
     np.testing.assert_array_equal(params[0].get_value(), np.zeros(3))
     assert other.state_dict()["cursor"] == before["cursor"]
 
@@ -263,3 +267,146 @@ def test_inputs_and_data_mismatches_named():
         hf.HFOptimizer(cost, s, params, inputs, line_search="yes")
     with pytest.raises(TypeError, match="cg_decay"):
         hf.HFOptimizer(cost, s, params, inputs, cg_decay=None)
+
+
+# --------------------------------------------------------------------------- silent surprises
+
+
+def overfitting_valid(X):
+    """Validation targets from other weights: training overfits them after a few updates."""
+    return [X, (X @ np.array([0.2, 0.0, 0.0])).astype(X.dtype)]
+
+
+def test_checkpoint_and_model_agree_on_the_parameters_after_train(tmp_path):
+    cost, s, params, inputs, data = small_model()
+    valid = overfitting_valid(data[0])
+    ck = tmp_path / "run.h5"
+    opt = hf.HFOptimizer(cost, s, params, inputs, damping=10.0)
+    last = []
+    opt.train(data, valid, max_updates=50, patience=2, checkpoint=ck,
+              callback=lambda tm, vm: last.__setitem__(slice(None), [p.get_value() for p in params]))
+    in_memory = [p.get_value() for p in params]
+    evaluate = function(inputs, cost)
+    assert not np.array_equal(in_memory[0], last[0])  # the best is not the last here
+    # A fresh model loading the file gets what train() left in memory: the best.
+    w2 = pytensor.shared(np.full(3, 7.0), name="w")
+    b2 = pytensor.shared(np.asarray(7.0), name="b")
+    x, t = inputs
+    s2 = x @ w2 + b2
+    fresh = hf.HFOptimizer(0.5 * pt.mean((s2 - t) ** 2), s2, [w2, b2], inputs)
+    fresh.load_params(ck)
+    np.testing.assert_array_equal(w2.get_value(), in_memory[0])
+    assert float(function(inputs, 0.5 * pt.mean((s2 - t) ** 2))(*valid)) == pytest.approx(
+        float(evaluate(*valid)), rel=1e-15)
+    fresh.load_params(ck, which="last")
+    np.testing.assert_array_equal(w2.get_value(), last[0])
+    with pytest.raises(ValueError, match="which"):
+        fresh.load_params(ck, which="newest")
+
+
+def test_a_second_optimizer_cannot_make_the_first_restore_stale_parameters():
+    cost, s, params, inputs, data = small_model()
+    evaluate = function(inputs, cost)
+    a = hf.HFOptimizer(cost, s, params, inputs, damping=100.0, max_cg_iters=2)
+    a.train(data, max_updates=3)
+    after_a = float(evaluate(*data))
+    b = hf.HFOptimizer(cost, s, params, inputs, damping=1e-3)
+    b.train(data, max_updates=5)
+    after_b = float(evaluate(*data))
+    assert after_b < 0.5 * after_a
+    # A runs again: a new call with its own updates and its own best, never A's old one.
+    tm, vm = a.train(data, max_updates=1)
+    assert tm["update"] == 4 and a.call_updates == 1
+    assert float(evaluate(*data)) <= after_b
+
+
+def test_max_updates_counts_the_updates_of_each_call():
+    cost, s, params, inputs, data = small_model()
+    opt = hf.HFOptimizer(cost, s, params, inputs, damping=10.0)
+    first = [tm["update"] for tm, _ in opt.iterate(data, max_updates=5, patience=100)]
+    second = [tm["update"] for tm, _ in opt.iterate(data, max_updates=5, patience=100)]
+    assert first == [1, 2, 3, 4, 5] and second == [6, 7, 8, 9, 10]
+    assert opt.updates == 10 and len(opt.history) == 10
+
+
+def test_validation_before_the_first_update():
+    cost, s, params, inputs, data = small_model()
+    valid = overfitting_valid(data[0])
+    opt = hf.HFOptimizer(cost, s, params, inputs, damping=10.0)
+    initial = float(function(inputs, cost)(*valid))  # w = 0, b = 0
+    seen = []
+    for tm, vm in opt.iterate(data, valid, max_updates=2, validate_every=2, patience=10):
+        seen.append(dict(vm))
+    # Update 1 carries the validation of the initial parameters, update 2 a new one.
+    assert seen[0]["loss"] == pytest.approx(initial, rel=1e-12)
+    assert seen[1]["loss"] != seen[0]["loss"]
+    assert "valid_loss" in opt.history[1] and "valid_loss" not in opt.history[0]
+
+
+def test_a_cost_that_sums_over_examples_is_refused():
+    cost, s, params, inputs, data = small_model()
+    x, t = inputs
+    summed = 0.5 * pt.sum((s - t) ** 2)
+    opt = hf.HFOptimizer(summed, s, params, inputs, chunk_size=10)
+    with pytest.raises(ValueError, match="mean over the examples.*dataset 'train'.*40 examples"):
+        opt.train(data, max_updates=1)
+    assert opt.updates == 0
+    np.testing.assert_array_equal(params[0].get_value(), np.zeros(3))
+    # The mean of the same thing, chunked, is accepted and equals the unchunked run.
+    mean = hf.HFOptimizer(cost, s, params, inputs, chunk_size=7)
+    mean.train(data, max_updates=2)
+
+
+def test_a_checkpoint_directory_that_does_not_exist_is_reported_before_training(tmp_path):
+    cost, s, params, inputs, data = small_model()
+    opt = hf.HFOptimizer(cost, s, params, inputs)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        opt.train(data, max_updates=3, checkpoint=tmp_path / "missing" / "run.h5")
+    assert opt.updates == 0
+    np.testing.assert_array_equal(params[0].get_value(), np.zeros(3))
+
+
+def test_history_keeps_types_and_validation_across_a_resume(tmp_path):
+    cost, s, params, inputs, data = small_model()
+    valid = overfitting_valid(data[0])
+    ck = tmp_path / "run.h5"
+    opt = hf.HFOptimizer(cost, s, params, inputs, damping=10.0)
+    opt.train(data, valid, max_updates=3, patience=100, checkpoint=ck)
+    other = hf.HFOptimizer(cost, s, params, inputs)
+    other.resume(ck)
+    assert other.history == opt.history
+    for before, after in zip(opt.history, other.history):
+        assert [type(v) for v in before.values()] == [type(v) for v in after.values()]
+    row = other.history[-1]
+    assert isinstance(row["cg_status"], str) and isinstance(row["accepted"], bool)
+    assert isinstance(row["update"], int) and "valid_loss" in row and "valid_best_loss" in row
+
+
+def test_wrong_data_is_named_at_the_boundary():
+    cost, s, params, inputs, data = small_model()
+    X, y = data
+    opt = hf.HFOptimizer(cost, s, params, inputs)
+    with pytest.raises(ValueError, match=r"dataset 'train'.*x \(40, 4\)"):
+        opt.train([np.hstack([X, X[:, :1]]), y], max_updates=1)
+    with pytest.raises(ValueError, match=r"dataset 'valid'.*x \(40, 2\)"):
+        opt.train(data, [X[:, :2], y], max_updates=1)
+    with pytest.raises(ValueError, match=r"dataset 'train'.*x \(10, 5\)"):
+        opt.train(hf.Dataset(lambda: [np.ones((10, 5)), np.ones(10)], name="train"), max_updates=1)
+    np.testing.assert_array_equal(params[0].get_value(), np.zeros(3))
+    with pytest.raises(ValueError, match=r"parameter 0 \('w'\) has shape \(3,\).*\(4,\)"):
+        opt.set_params([np.zeros(4), np.asarray(0.0)])
+    with pytest.raises(ValueError, match=r"v must be a flat vector of the 4 parameter values.*\(3,\)"):
+        opt.gv(np.zeros(3), hf.Batch(tuple(data), (0, 0)))
+    with pytest.raises(TypeError, match=r"batch must be an hf.Batch.*list"):
+        opt.step([X, y])
+
+
+def test_labels_out_of_range_are_named():
+    x, y = pt.matrix("x"), pt.ivector("y")
+    W = pytensor.shared(np.zeros((3, 4)), name="W")
+    s = x @ W
+    cost = -pt.mean(pt.log(pt.special.softmax(s, axis=1))[pt.arange(y.shape[0]), y])
+    opt = hf.HFOptimizer(cost, s, [W], [x, y])
+    X = np.ones((6, 3))
+    with pytest.raises(ValueError, match=r"dataset 'train'.*y \(6,\) int32.*IndexError"):
+        opt.train([X, np.array([0, 1, 2, 3, 4, 9], dtype="int32")], max_updates=1)
