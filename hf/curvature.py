@@ -1,7 +1,8 @@
 """Symbolic curvature products: Gauss-Newton G·v and the structural damping term.
 
-All graph building for curvature lives here; the optimizer compiles these graphs
-once and calls them on flat vectors.
+All curvature graph building lives here; the optimizer compiles these graphs
+once and calls them on flat vectors. The graph helpers (free inputs, parameter
+checks, flatten/unflatten) live in :mod:`hf.graph` and are re-exported here.
 
 References
 ----------
@@ -15,15 +16,25 @@ References
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.gradient import grad, pullback, pushforward
-from pytensor.graph.basic import Constant, Variable
+from pytensor.gradient import DisconnectedInputError, grad, pullback, pushforward
+from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import ancestors
+
+# The graph helpers moved to hf.graph; they stay importable from here.
+from .graph import (  # noqa: F401
+    check_connected,
+    check_inputs_used,
+    check_params,
+    flatten,
+    free_inputs,
+    param_label,
+    roots,
+    unflatten,
+)
 
 __all__ = [
     "gauss_newton_product",
@@ -36,52 +47,6 @@ __all__ = [
 ]
 
 
-def free_inputs(outputs) -> list:
-    """The free (non-shared, non-constant) input variables that ``outputs`` depend on."""
-    return [
-        v for v in ancestors(list(outputs)) if v.owner is None and not isinstance(v, (SharedVariable, Constant))
-    ]
-
-
-def check_inputs_used(inputs, outputs, owner: str) -> None:
-    """Raise if a listed input is not a symbolic input variable or is unused, or a
-    free input of ``outputs`` is not listed."""
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Variable) or isinstance(x, (SharedVariable, Constant)):
-            raise TypeError(f"{owner}: inputs[{i}] must be a symbolic input variable, got {x!r}")
-    free = free_inputs(outputs)
-    missing = [str(v) for v in free if v not in inputs]
-    if missing:
-        raise ValueError(f"{owner}: the graph also depends on inputs {missing} not listed in inputs")
-    unused = [f"inputs[{i}] ({x})" for i, x in enumerate(inputs) if x not in free]
-    if unused:
-        raise ValueError(f"{owner}: {', '.join(unused)} not used by the graph")
-
-
-def check_params(params, name: str = "params") -> list:
-    """Return ``params`` as a list of shared tensor variables, or raise a clear error."""
-    if isinstance(params, Variable):
-        raise TypeError(f"{name} must be a list of shared variables, got a single variable {params!r}")
-    try:
-        params = list(params)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of shared variables, got {params!r}") from None
-    if not params:
-        raise ValueError(f"{name} must hold at least one shared variable, got an empty list")
-    seen = set()
-    for i, p in enumerate(params):
-        if not isinstance(p, SharedVariable):
-            raise TypeError(
-                f"{name}[{i}] must be a shared variable (pytensor.shared), got {type(p).__name__} {p!r}"
-            )
-        if p in seen:
-            raise ValueError(f"{name}[{i}] ({p.name!r}) appears more than once")
-        seen.add(p)
-        if not str(p.dtype).startswith("float"):
-            raise TypeError(f"{name}[{i}] ({p.name!r}) must have a float dtype, got {p.dtype}")
-    return params
-
-
 def _check_scalar(cost, name="cost"):
     if not isinstance(cost, Variable):
         raise TypeError(f"{name} must be a symbolic PyTensor variable, got {type(cost).__name__}")
@@ -90,13 +55,35 @@ def _check_scalar(cost, name="cost"):
 
 
 def _check_connected(s, params, what="s"):
-    reach = set(ancestors([s]))
-    missing = [p.name or f"params[{i}]" for i, p in enumerate(params) if p not in reach]
-    if missing:
+    check_connected(
+        s,
+        params,
+        what,
+        why=f": the Gauss-Newton product is defined through {what} only, so every parameter must influence it",
+    )
+
+
+def _reaching(a, params, what="the structural damping preactivation"):
+    """Indices of the parameters ``a`` depends on; ``ValueError`` naming them all if none."""
+    reach = {id(v) for v in roots([a])}
+    used = [i for i, p in enumerate(params) if id(p) in reach]
+    if not used:
+        names = ", ".join(param_label(p, i) for i, p in enumerate(params))
+        raise ValueError(f"{what} {a!r} is not connected to any parameter: none of {names} influences it")
+    return used
+
+
+def _loss_hessian_product(cost, s, Jv):
+    """``H_L Jv``: the directional derivative of dL/ds along ``Jv``, ``Jv`` held constant."""
+    dL_ds = grad(cost, s)
+    try:
+        return grad(pt.sum(dL_ds * Jv), s, consider_constant=[Jv])
+    except DisconnectedInputError:
         raise ValueError(
-            f"{what} is not connected to parameter(s) {missing}: the Gauss-Newton product is "
-            f"defined through {what} only, so every parameter must influence it"
-        )
+            f"the cost is linear in s={s!r}: its Hessian d²L/ds² is identically zero, so the "
+            "Gauss-Newton product is zero for every v; cut the graph where the loss has "
+            "curvature (pre-softmax logits with cross-entropy, a linear output with squared error)"
+        ) from None
 
 
 def _check_tangents(params, v, name="v"):
@@ -149,8 +136,9 @@ def gauss_newton_product(cost, s, params, v) -> list:
     Raises
     ------
     ValueError
-        If ``cost`` is not scalar, ``s`` does not reach ``cost`` or a parameter does
-        not reach ``s``, or ``v`` does not match ``params``.
+        If ``cost`` is not scalar, ``s`` does not reach ``cost``, a parameter does
+        not reach ``s`` (the message names it), the cost is linear in ``s`` (zero
+        ``H_L``), or ``v`` does not match ``params``.
     TypeError
         If a parameter is not a float shared variable.
 
@@ -171,8 +159,7 @@ def gauss_newton_product(cost, s, params, v) -> list:
     # 1. Jv: how s moves along v.
     Jv = pushforward(s, params, v)
     # 2. H_L Jv: directional derivative of dL/ds along Jv, Jv treated as a constant.
-    dL_ds = grad(cost, s)
-    HJv = grad(pt.sum(dL_ds * Jv), s, consider_constant=[Jv])
+    HJv = _loss_hessian_product(cost, s, Jv)
     # 3. Jᵀ (H_L Jv): pull the result back to the parameters.
     return list(pullback(s, params, HJv))
 
@@ -269,10 +256,7 @@ def structural_damping_product(spec: StructuralDamping, params, v) -> list:
     a = spec.preactivation
     v = _check_tangents(params, v)
     # Parameters that do not reach the hidden units (e.g. output weights) get zero.
-    reach = set(ancestors([a]))
-    used = [i for i, p in enumerate(params) if p in reach]
-    if not used:
-        raise ValueError("preactivation is not connected to any parameter in params")
+    used = _reaching(a, params)
     D = _matching_hessian(spec)
     Jav = pushforward(a, [params[i] for i in used], [v[i] for i in used])
     pulled = pullback(a, [params[i] for i in used], D * Jav)
@@ -296,32 +280,22 @@ def damped_gauss_newton_product(cost, s, params, v, spec: StructuralDamping, coe
     spec : StructuralDamping
     coef : scalar TensorVariable
         ``λ·μ``, usually a compiled function's input.
+
+    Raises
+    ------
+    ValueError
+        As :func:`gauss_newton_product`, and if no parameter reaches the
+        preactivation (the message names them).
     """
     params, v = _check_product_args(cost, s, params, v)
     if not isinstance(spec, StructuralDamping):
         raise TypeError(f"spec must be a StructuralDamping, got {type(spec).__name__}")
     a = spec.preactivation
+    _reaching(a, params)
     # 1. J v and J_a v together.
     Jv, Jav = pushforward([s, a], params, v)
     # 2. H_L J v, and D J_a v scaled by λμ.
-    HJv = grad(pt.sum(grad(cost, s) * Jv), s, consider_constant=[Jv])
+    HJv = _loss_hessian_product(cost, s, Jv)
     DJav = pt.cast(coef, a.dtype) * _matching_hessian(spec) * Jav
     # 3. One pullback of both cotangents.
     return list(pullback([s, a], params, [HJv, DJav]))
-
-
-def flatten(terms: Sequence[Variable], dtype: str = "float64") -> Variable:
-    """Concatenate per-parameter tensors into one symbolic flat vector of ``dtype``."""
-    return pt.cast(pt.concatenate([pt.flatten(t) for t in terms]), dtype)
-
-
-def unflatten(flat: Variable, params: Sequence[SharedVariable]) -> list:
-    """Split a symbolic flat vector into tensors shaped and typed like ``params``."""
-    out, start = [], 0
-    for p in params:
-        shape = p.get_value(borrow=True).shape
-        size = int(np.prod(shape, dtype=np.int64))
-        piece = flat[start : start + size].reshape(shape) if shape else flat[start]
-        out.append(pt.cast(piece, p.dtype))
-        start += size
-    return out

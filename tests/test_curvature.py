@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 import pytest
 
 import hf
-from hf._compile import function as compile_function
+from hf import function as compile_function
 from hf.curvature import flatten, unflatten
 
 from . import models
@@ -59,13 +59,19 @@ CASES = [
     ("squared", lambda: models.mlp("squared")),
     ("rnn", lambda: models.rnn()),
     ("rnn_masked", lambda: models.rnn(masked=True)),
+    # One input feature: the input weight is (1, H), whose first axis must not
+    # become broadcastable when the flat vector is split (scan rejects it).
+    ("rnn_n_in_1", lambda: models.rnn(n_in=1)),
+    ("rnn_n_in_1_masked", lambda: models.rnn(n_in=1, masked=True)),
+    # Length-1 axes first and last: W is (1, H), V is (H, 1), c is (1,).
+    ("rnn_n_in_1_n_out_1", lambda: models.rnn(n_in=1, n_out=1)),
 ]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c[0] for c in CASES])
 def case(request):
     model = request.param[1]()
-    if request.param[0] == "rnn_masked":
+    if request.param[0].endswith("_masked"):
         model.data[2][2:, 1] = 0.0  # second sequence is 2 steps long
     return model, gv_function(model), dense_G(model)
 
@@ -105,8 +111,9 @@ def test_gv_float32_close_to_float64():
     np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-5)
 
 
-def test_structural_damping_matches_dense():
-    model = models.rnn(masked=True)
+@pytest.mark.parametrize("n_in", [2, 1])
+def test_structural_damping_matches_dense(n_in):
+    model = models.rnn(n_in=n_in, masked=True)
     model.data[2][3:, 0] = 0.0
     spec = hf.StructuralDamping(model.a, "tanh", weight=0.5, mask=model.mask)
     sd = compiled_product(model, lambda vs: hf.structural_damping_product(spec, model.params, vs))
@@ -129,8 +136,9 @@ def test_structural_damping_matches_dense():
     np.testing.assert_allclose(sd(v), ref @ v, rtol=1e-6, atol=1e-8)
 
 
-def test_structural_damping_logistic_matches_dense():
-    model = models.rnn()
+@pytest.mark.parametrize("n_in", [2, 1])
+def test_structural_damping_logistic_matches_dense(n_in):
+    model = models.rnn(n_in=n_in)
     spec = hf.StructuralDamping(model.a, "logistic", weight=1.0)
     sd = compiled_product(model, lambda vs: hf.structural_damping_product(spec, model.params, vs))
     theta = models.flat_values(model.params)
@@ -167,8 +175,9 @@ def test_errors_name_the_problem():
         hf.StructuralDamping(m.s, "tanh", weight=-1.0)
 
 
-def test_fused_damped_product_equals_sum_of_parts():
-    model = models.rnn(masked=True)
+@pytest.mark.parametrize("n_in", [2, 1])
+def test_fused_damped_product_equals_sum_of_parts(n_in):
+    model = models.rnn(n_in=n_in, masked=True)
     model.data[2][2:, 0] = 0.0
     spec = hf.StructuralDamping(model.a, "tanh", weight=1.0, mask=model.mask)
     coef = 0.37
@@ -179,3 +188,156 @@ def test_fused_damped_product_equals_sum_of_parts():
     sd = compiled_product(model, lambda vs: hf.structural_damping_product(spec, model.params, vs))
     v = np.random.default_rng(7).normal(size=sum(p.get_value().size for p in model.params))
     np.testing.assert_allclose(fused(v), gv(v) + coef * sd(v), rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- n_in = 1
+
+
+def test_unflatten_keeps_the_parameters_broadcast_pattern():
+    """A (1, H) parameter's piece is not broadcastable unless the parameter's type is."""
+    rng = np.random.default_rng(8)
+    W = pytensor.shared(rng.normal(size=(1, 3)), name="W")  # type shape (None, None)
+    one = pytensor.shared(rng.normal(size=(1,)), name="one")
+    Ws = pytensor.shared(rng.normal(size=(1, 3)), name="Ws", shape=(1, 3))  # static by choice
+    k = pytensor.shared(np.float64(0.5), name="k")
+    params = [W, one, Ws, k]
+    flat = pt.vector("flat", dtype="float64")
+    pieces = unflatten(flat, params)
+    for p, piece in zip(params, pieces):
+        assert piece.type.broadcastable == p.type.broadcastable, (p.name, piece.type)
+        assert p.type.is_super(piece.type)
+    theta = models.flat_values(params)
+    values = compile_function([flat], pieces)(theta)
+    for p, value in zip(params, values):
+        np.testing.assert_array_equal(value, p.get_value())
+    np.testing.assert_array_equal(compile_function([flat], flatten(pieces))(theta), theta)
+
+
+def test_unflatten_substitutes_a_scan_parameter():
+    """``givens`` put the pieces in place of a (1, H) weight used inside a scan."""
+    model = models.rnn(n_in=1)
+    with pytensor.config.change_flags(on_opt_error="raise"):  # no rewrite may trip over it either
+        s_fun = models.s_at_theta(model)
+    theta = models.flat_values(model.params)
+    direct = compile_function(model.inputs, model.s, on_unused_input="ignore")(*model.data)
+    np.testing.assert_allclose(s_fun(theta), direct, rtol=1e-12)
+
+
+@pytest.mark.parametrize("structural", [False, True], ids=["plain", "structural"])
+def test_hf_optimizer_with_one_input_feature(structural):
+    """HFOptimizer compiles an RNN with a (1, H) input weight and its G·v matches the dense reference."""
+    model = models.rnn(n_in=1, masked=True)
+    model.data[2][3:, 0] = 0.0
+    spec = hf.StructuralDamping(model.a, "tanh", weight=0.5, mask=model.mask) if structural else None
+    # A graph rewrite that folds the pieces' length-1 axis to a static 1 and then
+    # rebuilds the scan fails too; by default PyTensor only logs that and skips it.
+    with pytensor.config.change_flags(on_opt_error="raise"):
+        opt = hf.HFOptimizer(model.cost, model.s, model.params, inputs=model.inputs, structural_damping=spec)
+    batch = hf.Batch(tuple(model.data), axes=(1, 1, 1), mask_index=2)
+    v = np.random.default_rng(9).normal(size=opt.n_params)
+    coef = 0.25 if structural else 0.0
+    expected = dense_G(model) @ v
+    if structural:
+        sd = compiled_product(model, lambda vs: hf.structural_damping_product(spec, model.params, vs))
+        expected = expected + coef * sd(v)
+    np.testing.assert_allclose(opt.gv(v, batch, coef), expected, rtol=1e-6, atol=1e-8)
+    theta = models.flat_values(model.params)
+    loss = float(compile_function(model.inputs, model.cost)(*model.data))
+    assert opt.loss_at(theta, batch) == pytest.approx(loss, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- disconnected parameters
+
+
+def test_unconnected_parameter_is_named():
+    m = models.mlp("squared")
+    v = [pt.zeros_like(p) for p in m.params]
+    named = pytensor.shared(np.zeros(2), name="stray")
+    unnamed = pytensor.shared(np.zeros(2))
+    with pytest.raises(ValueError, match=r"parameter 'stray' \(params\[4\]\) is not connected to s"):
+        hf.gauss_newton_product(m.cost, m.s, m.params + [named], v + [pt.zeros(2)])
+    with pytest.raises(ValueError, match=r"parameter params\[4\] is not connected to s"):
+        hf.gauss_newton_product(m.cost, m.s, m.params + [unnamed], v + [pt.zeros(2)])
+    with pytest.raises(ValueError, match=r"parameters 'stray' \(params\[0\]\), params\[2\] are not connected to s"):
+        hf.gauss_newton_product(
+            m.cost, m.s, [named, m.params[0], unnamed], [pt.zeros(2), v[0], pt.zeros(2)]
+        )
+
+
+def test_unconnected_parameter_in_structural_damping_is_named():
+    model = models.rnn()
+    spec = hf.StructuralDamping(model.a, "tanh")
+    V, c = model.params[3:]
+    vs = [pt.zeros_like(p) for p in model.params]
+    # Parameters past the hidden units get a zero structural term ...
+    out = hf.structural_damping_product(spec, model.params, vs)
+    assert len(out) == len(model.params)
+    # ... but a preactivation reached by none of them is an error naming them all.
+    none_of = r"not connected to any parameter: none of 'V' \(params\[0\]\), 'c' \(params\[1\]\)"
+    with pytest.raises(ValueError, match=none_of):
+        hf.structural_damping_product(spec, [V, c], vs[3:])
+    unrelated = hf.StructuralDamping(pt.tanh(pt.matrix("z")), "tanh")
+    with pytest.raises(ValueError, match=r"preactivation .* is not connected to any parameter"):
+        hf.damped_gauss_newton_product(model.cost, model.s, model.params, vs, unrelated, 0.1)
+
+
+def test_cost_linear_in_s_is_a_value_error():
+    """A loss with no curvature in s used to raise an unnamed DisconnectedInputError."""
+    m = models.mlp("squared")
+    v = [pt.zeros_like(p) for p in m.params]
+    with pytest.raises(ValueError, match="cost is linear in s"):
+        hf.gauss_newton_product(pt.mean(m.s), m.s, m.params, v)
+
+
+def test_check_connected_names_the_output():
+    from hf.graph import check_connected
+
+    m = models.mlp("squared")
+    stray = pytensor.shared(np.zeros(2), name="stray")
+    check_connected(m.cost, m.params, "the cost")  # all connected: no error
+    with pytest.raises(ValueError, match=r"^Opt: parameter 'stray' \(params\[4\]\) is not connected to the cost$"):
+        check_connected(m.cost, m.params + [stray], "the cost", owner="Opt")
+    with pytest.raises(ValueError, match=r"w\[1\] is not connected to the loss: why$"):
+        check_connected([m.cost], [m.params[0], pytensor.shared(np.zeros(1))], "the loss", why=": why", name="w")
+
+
+# --------------------------------------------------------------------------- graph helpers
+
+
+def test_graph_helpers_are_reexported():
+    import hf.curvature
+    import hf.graph
+
+    for name in ("free_inputs", "check_inputs_used", "check_params", "flatten", "unflatten"):
+        assert getattr(hf.curvature, name) is getattr(hf.graph, name)
+
+
+def test_roots_are_in_depth_first_order():
+    from hf.graph import free_inputs, roots, trainable_params
+
+    x = pt.matrix("x")
+    W = pytensor.shared(np.ones((2, 2)), name="W")
+    b = pytensor.shared(np.ones(2), name="b")
+    n = pytensor.shared(np.int64(3), name="n")
+    out = (x @ W + b) * n
+    assert roots([out]) == [x, W, b, n]
+    assert free_inputs([out]) == [x]
+    assert trainable_params([out]) == [W, b]
+    assert trainable_params([out], exclude=[W]) == [b]
+
+
+@pytest.mark.parametrize("make", [lambda: models.mlp("softmax"), lambda: models.rnn(masked=True)], ids=["mlp", "rnn"])
+def test_find_inputs_and_params_matches_first_order(make):
+    """hf.graph.find_inputs_and_params behaves like the first-order module's own walker."""
+    from hf.first_order import base
+    from hf.graph import find_inputs_and_params
+
+    m = make()
+    extra = [pt.sum(i) for i in m.inputs[1:]]
+    for kwargs in ({}, {"extra": extra}, {"extra": extra, "exclude": m.params[:1]}):
+        ours = find_inputs_and_params(m.cost, **kwargs)
+        theirs = base.find_inputs_and_params(m.cost, **kwargs)
+        assert [list(map(id, part)) for part in ours] == [list(map(id, part)) for part in theirs]
+    inputs, params = find_inputs_and_params(m.cost)
+    assert [p.name for p in params] == [p.name for p in m.params if p in params]
+    assert sorted(params, key=id) == sorted(m.params, key=id)

@@ -1,0 +1,233 @@
+"""Graph helpers shared by :mod:`hf.curvature`, :class:`hf.HFOptimizer` and
+:mod:`hf.first_order`: walking a PyTensor graph for its inputs and parameters,
+checking user-supplied ``inputs`` and ``params``, and moving between
+per-parameter tensors and one flat vector.
+
+Nothing here builds curvature products; those live in :mod:`hf.curvature`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant, Variable
+
+__all__ = [
+    "roots",
+    "free_inputs",
+    "is_trainable",
+    "trainable_params",
+    "find_inputs_and_params",
+    "check_inputs_used",
+    "check_params",
+    "check_connected",
+    "param_label",
+    "flatten",
+    "unflatten",
+]
+
+
+# --------------------------------------------------------------------------- walking
+
+
+def roots(outputs: Iterable[Variable]) -> list:
+    """Root variables (those without an owner) of a graph, each once.
+
+    The order is that of first appearance in a depth-first walk from ``outputs``
+    (left to right) that visits each operation's inputs left to right, so
+    ``x @ W + b`` gives ``[x, W, b]``. It depends only on the graph, never on
+    hashing or memory addresses. The walk is iterative: deep graphs (long
+    unrolled chains) do not hit Python's recursion limit. Inner graphs of ``scan``
+    are not entered; their shared variables appear as inputs of the scan node.
+    """
+    seen, found = set(), []
+    stack = list(reversed(list(outputs)))
+    while stack:  # each variable is expanded once: bounded by the graph's size
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if v.owner is None:
+            found.append(v)
+        else:
+            stack.extend(reversed(v.owner.inputs))
+    return found
+
+
+def free_inputs(outputs: Iterable[Variable]) -> list:
+    """The free (neither shared nor constant) inputs ``outputs`` depend on, in :func:`roots` order."""
+    return [v for v in roots(outputs) if not isinstance(v, (SharedVariable, Constant))]
+
+
+def is_trainable(v) -> bool:
+    """Whether ``v`` can be a parameter: a shared variable with a floating-point dtype."""
+    return isinstance(v, SharedVariable) and str(getattr(v.type, "dtype", "")).startswith("float")
+
+
+def trainable_params(outputs: Iterable[Variable], exclude: Iterable[Variable] = ()) -> list:
+    """Floating-point shared variables of ``outputs`` in :func:`roots` order, less ``exclude``."""
+    excluded = {id(v) for v in exclude}
+    return [v for v in roots(outputs) if is_trainable(v) and id(v) not in excluded]
+
+
+def find_inputs_and_params(loss, extra=(), exclude=()):
+    """Free inputs and trainable shared variables of a graph, in a deterministic order.
+
+    Parameters
+    ----------
+    loss : Variable
+    extra : sequence of Variable
+        More outputs whose free inputs count as graph inputs (the monitors).
+    exclude : collection of SharedVariable
+        Shared variables never treated as parameters (targets of ``updates``).
+
+    Returns
+    -------
+    inputs : list
+        Root variables of ``loss`` and ``extra`` that are neither shared nor
+        constant, sorted by name (unnamed ones first, in traversal order).
+    params : list
+        Floating-point shared variables of ``loss`` in order of first appearance
+        in a depth-first walk from the loss that visits each operation's inputs
+        left to right (``x @ W + b`` gives ``[W, b]``).
+    """
+    params = trainable_params([loss], exclude)
+    found = free_inputs([loss, *extra])
+    inputs = sorted(found, key=lambda v: v.name or "")  # stable: ties keep traversal order
+    return inputs, params
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def param_label(p, i: int, name: str = "params") -> str:
+    """How errors name a parameter: ``'W' (params[0])``, or ``params[0]`` when unnamed."""
+    return f"{p.name!r} ({name}[{i}])" if getattr(p, "name", None) else f"{name}[{i}]"
+
+
+def check_inputs_used(inputs, outputs, owner: str) -> None:
+    """Raise if a listed input is not a symbolic input variable or is unused, or a
+    free input of ``outputs`` is not listed."""
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Variable) or isinstance(x, (SharedVariable, Constant)):
+            raise TypeError(f"{owner}: inputs[{i}] must be a symbolic input variable, got {x!r}")
+    free = free_inputs(outputs)
+    listed = {id(x) for x in inputs}
+    missing = [str(v) for v in free if id(v) not in listed]
+    if missing:
+        raise ValueError(f"{owner}: the graph also depends on inputs {missing} not listed in inputs")
+    used = {id(v) for v in free}
+    unused = [f"inputs[{i}] ({x})" for i, x in enumerate(inputs) if id(x) not in used]
+    if unused:
+        raise ValueError(f"{owner}: {', '.join(unused)} not used by the graph")
+
+
+def check_params(params, name: str = "params") -> list:
+    """Return ``params`` as a list of shared float tensor variables, or raise a clear error."""
+    if isinstance(params, Variable):
+        raise TypeError(f"{name} must be a list of shared variables, got a single variable {params!r}")
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of shared variables, got {params!r}") from None
+    if not params:
+        raise ValueError(f"{name} must hold at least one shared variable, got an empty list")
+    seen = set()
+    for i, p in enumerate(params):
+        if not isinstance(p, SharedVariable):
+            raise TypeError(
+                f"{name}[{i}] must be a shared variable (pytensor.shared), got {type(p).__name__} {p!r}"
+            )
+        if id(p) in seen:
+            raise ValueError(f"{name}[{i}] ({p.name!r}) appears more than once")
+        seen.add(id(p))
+        if not str(p.dtype).startswith("float"):
+            raise TypeError(f"{name}[{i}] ({p.name!r}) must have a float dtype, got {p.dtype}")
+    return params
+
+
+def check_connected(output, params, what: str, *, why: str = "", owner: str = "", name: str = "params") -> None:
+    """Raise ``ValueError`` naming every parameter that ``output`` does not depend on.
+
+    Parameters
+    ----------
+    output : Variable or sequence of Variable
+    params : sequence of SharedVariable
+    what : str
+        How the message names ``output`` (``"the cost"``, ``"s"``).
+    why : str, optional
+        Appended to the message: why every parameter must reach ``output``.
+    owner : str, optional
+        Prefix of the message (the class or function raising it).
+    name : str
+        How the message names the parameter list (``params[i]``).
+
+    Notes
+    -----
+    ``pytensor.grad`` reports the same problem as a ``DisconnectedInputError``
+    that names neither the parameter's position nor the output; call this first.
+    """
+    outputs = [output] if isinstance(output, Variable) else list(output)
+    reach = {id(v) for v in roots(outputs)}
+    missing = [param_label(p, i, name) for i, p in enumerate(params) if id(p) not in reach]
+    if missing:
+        noun = "parameter" if len(missing) == 1 else "parameters"
+        verb = "is" if len(missing) == 1 else "are"
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}{noun} {', '.join(missing)} {verb} not connected to {what}{why}")
+
+
+# --------------------------------------------------------------------------- flat vectors
+
+
+def flatten(terms: Sequence[Variable], dtype: str = "float64") -> Variable:
+    """Concatenate per-parameter tensors into one symbolic flat vector of ``dtype``."""
+    return pt.cast(pt.concatenate([pt.flatten(t) for t in terms]), dtype)
+
+
+def unflatten(flat: Variable, params: Sequence[SharedVariable]) -> list:
+    """Split a symbolic flat vector into tensors shaped and typed like ``params``.
+
+    Each piece has its parameter's dtype and current shape, and an axis of
+    length 1 is static (broadcastable) in a piece only where it is static in its
+    parameter's type.
+
+    Notes
+    -----
+    ``pytensor.shared`` leaves every axis of a parameter unknown
+    (``shape=(None, None)`` for a ``(1, H)`` input weight), while a reshape to the
+    constant ``(1, H)`` is typed ``shape=(1, H)``: its first axis is
+    broadcastable. A ``scan`` checks that each non-sequence it is given has the
+    broadcast pattern its inner graph was built with, so substituting such a
+    piece for the parameter (``givens``) fails ("Argument Reshape{2}.0 given to
+    the scan node is not compatible with its corresponding loop function
+    variable"), and so does any graph rewrite that rebuilds the scan once it has
+    folded a provable 1 into a static one. Such axes are therefore reshaped to
+    ``len(flat) - (n - 1)``, with ``n`` the total size of ``params``: it is 1 for
+    a vector of the right length, but neither graph construction nor the
+    rewriter can prove it (and a wrong length fails the reshape at run time
+    instead of being silently sliced). When ``flat`` has a static length the
+    axis folds to a static 1 after all.
+    """
+    sizes = [int(np.prod(p.get_value(borrow=True).shape, dtype=np.int64)) for p in params]
+    out, start, one = [], 0, None
+    for p, size in zip(params, sizes):
+        shape = tuple(int(d) for d in p.get_value(borrow=True).shape)
+        if not shape:
+            piece = flat[start]
+        else:
+            dims = []
+            for d, static in zip(shape, p.type.shape):
+                if d == 1 and static is None:
+                    if one is None:
+                        one = flat.shape[0] - (sum(sizes) - 1)
+                    dims.append(one)
+                else:
+                    dims.append(d)
+            piece = flat[start : start + size].reshape(dims, ndim=len(shape))
+        out.append(pt.cast(piece, p.dtype))
+        start += size
+    return out
