@@ -56,13 +56,13 @@ def child(args):
     v = rng.normal(size=opt.n_params)
     # Warm up on a small slice so compilation is not counted.
     small = batch.head(8)
-    opt.reduce(opt._f_loss_grad, small)
+    opt.loss_grad(small)
     opt.gv(v, small)
     before = peak_rss_mb()
     import time
 
     t = time.perf_counter()
-    opt.reduce(opt._f_loss_grad, batch)
+    opt.loss_grad(batch)
     opt.gv(v, batch)
     seconds = time.perf_counter() - t
     print(json.dumps({"chunk": chunk, "batch_mb": batch_mb, "rss_before_mb": before,

@@ -27,7 +27,7 @@ import pytensor.tensor as pt
 
 import hf
 import hf.first_order
-from hf._compile import function
+from hf import function
 from hf.datasets import load_digits
 
 from _plot import save_curves  # noqa: E402  (examples/ is the script's directory)

@@ -87,8 +87,7 @@ import pytensor.tensor as pt
 
 import hf
 import hf.first_order
-from hf import datasets
-from hf._compile import function
+from hf import datasets, function
 
 log = logging.getLogger("rnn")
 

@@ -20,7 +20,7 @@ import tempfile
 
 import hf
 import hf.first_order as downhill
-from hf._compile import function
+from hf import function
 from hf.datasets import load_digits
 
 from _plot import save_curves  # noqa: E402  (examples/ is the script's directory)
