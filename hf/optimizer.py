@@ -24,16 +24,8 @@ from . import _checks, _compile
 from . import damping as _damping
 from . import dataset as _ds
 from ._loop import Run, Trainer, log, monitor_pairs
-from .curvature import (
-    StructuralDamping,
-    check_inputs_used,
-    check_params,
-    damped_gauss_newton_product,
-    flatten,
-    free_inputs,
-    gauss_newton_product,
-    unflatten,
-)
+from .curvature import StructuralDamping, damped_gauss_newton_product, gauss_newton_product
+from .graph import check_connected, check_inputs_used, check_params, flatten, free_inputs, unflatten
 from .reduce import Batch, ExampleMean, as_batch
 from .update import DampingState, UpdateConfig, hf_update
 
@@ -104,6 +96,48 @@ class HFOptimizer(Trainer):
        on the gradient batch (one extra G·p there); Levenberg-Marquardt adjusts λ;
     5. Armijo line search on the gradient batch; a step that does not lower the
        loss, or gives a non-finite loss, is rejected and λ raised.
+
+    The numerics are :func:`hf.update.hf_update`, a pure function; this class
+    compiles the graphs, builds its callables on the batches and writes the step
+    into the shared variables.
+
+    Metrics
+    -------
+    Each update yields (and appends to :attr:`history`) one dict:
+
+    ``update`` (int)
+        The update's number, counted over all calls of this optimizer.
+    ``loss`` and the monitors (float)
+        On the gradient batch, before the step.
+    ``new_loss`` (float)
+        The loss on the gradient batch after the step (``loss`` when rejected).
+    ``accepted`` (bool)
+        False when no step rate lowered the loss: the parameters are unchanged.
+    ``rho`` (float)
+        The reduction ratio :math:`(f(\theta+p) - f(\theta)) / q(p)`. It is
+        ``-inf`` when the full step raised the loss (or gave a non-finite value,
+        or the model predicted no decrease): the damping is then raised, and the
+        line search may still accept a shorter step.
+    ``damping``, ``new_damping`` (float)
+        λ of this update and of the next.
+    ``cg_iters`` (int), ``cg_status`` (str)
+        CG's iterations and why it stopped: ``'converged'``,
+        ``'max_iterations'``, ``'negative_curvature'`` or ``'non_finite'``.
+    ``backtrack`` (int)
+        The CG iteration whose iterate was kept after backtracking.
+    ``step_rate``, ``step_norm`` (float)
+        The line search's rate (0 when rejected) and the norm of the step taken.
+    ``seconds`` (float)
+        Wall-clock time of the update.
+    ``valid_loss``, ``valid_<monitor>``, ``valid_best_loss`` (float)
+        Only on updates after which the loop validated: the validation metrics
+        (without validation data, the training loss after the step) and the best
+        validation loss of this call so far.
+
+    The second dict of each yielded pair holds the latest validation metrics
+    (``loss``, the monitors, ``best_loss``). A checkpoint stores the history as
+    JSON (``json.loads(h5py.File(path)['history'][()])``), so a resumed run has
+    the same rows with the same types.
     """
 
     _loop_defaults = {"max_updates": 1000, "patience": 10, "validate_every": 1}
@@ -131,6 +165,7 @@ class HFOptimizer(Trainer):
     ):
         owner = "HFOptimizer"
         params = check_params(params)
+        check_connected(cost, params, "the cost", owner=owner)
         self.params = params
         self.cost = cost
         self.s = s

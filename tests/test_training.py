@@ -410,3 +410,10 @@ def test_labels_out_of_range_are_named():
     X = np.ones((6, 3))
     with pytest.raises(ValueError, match=r"dataset 'train'.*y \(6,\) int32.*IndexError"):
         opt.train([X, np.array([0, 1, 2, 3, 4, 9], dtype="int32")], max_updates=1)
+
+
+def test_a_parameter_the_cost_does_not_use_is_named():
+    cost, s, params, inputs, data = small_model()
+    stray = pytensor.shared(np.zeros(2), name="stray")
+    with pytest.raises(ValueError, match="'stray'"):
+        hf.HFOptimizer(cost, s, params + [stray], inputs)
