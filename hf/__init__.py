@@ -5,8 +5,12 @@ of Martens (ICML 2010) and Martens & Sutskever (ICML 2011), and offers a
 downhill-compatible first-order module, :mod:`hf.first_order`, beside it.
 """
 
-from . import cg, checkpoint, damping, init
-from ._compile import default_mode, function
+from . import _blas
+
+_blas.configure()  # before PyTensor is imported: its C backend links the wheel's OpenBLAS
+
+from . import cg, checkpoint, damping, init  # noqa: E402
+from ._compile import default_mode, function  # noqa: E402
 from .curvature import (
     StructuralDamping,
     damped_gauss_newton_product,
