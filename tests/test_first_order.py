@@ -219,7 +219,7 @@ def test_updates_match_numpy_reference(model, algo, variant):
 
 def test_nag_is_sgd_with_nesterov(model):
     assert isinstance(downhill.build("nag", model.loss), downhill.SGD)
-    assert downhill.NAG._own_hyperparameters()["nesterov"] is False  # forced in _prepare
+    assert downhill.NAG.fixed_hyperparameters == {"nesterov": True}
 
 
 # --------------------------------------------------------------------------- downhill usage
@@ -362,8 +362,8 @@ def test_defaults_table():
         assert table[k] == v, k
     for algo in ALGOS:
         own = downhill.build(algo, Model().loss)._own_hyperparameters()
-        for k, v in own.items():
-            assert downhill.HYPERPARAMETERS[k] == v, (algo, k)
+        for k, h in own.items():
+            assert downhill.HYPERPARAMETERS[k] == h.default, (algo, k)
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -387,8 +387,8 @@ def test_misspelt_keyword_raises(sgd_opt, call):
 
 
 @pytest.mark.parametrize("name,value", [
-    ("learning_rate", 0), ("learning_rate", -1.0), ("learning_rate", "fast"), ("learning_rate", float("nan")),
-    ("momentum", 1.0), ("momentum", -0.1), ("nesterov", "yes"), ("max_gradient_norm", -1),
+    ("learning_rate", 0), ("learning_rate", -1.0), ("learning_rate", float("nan")),
+    ("momentum", 1.0), ("momentum", -0.1), ("max_gradient_norm", -1),
     ("max_gradient_elem", float("inf")), ("rms_halflife", 0), ("rms_regularizer", -1e-8),
     ("beta1_halflife", -7), ("beta2_halflife", 0), ("beta1_decay", 1.5), ("beta1_decay", 0),
     ("rprop_increase", 0.9), ("rprop_decrease", 1.1), ("rprop_min_step", -1), ("rprop_max_step", 0),
@@ -396,6 +396,13 @@ def test_misspelt_keyword_raises(sgd_opt, call):
 def test_bad_hyperparameter_raises(sgd_opt, name, value):
     _, opt = sgd_opt
     with pytest.raises(ValueError, match=name):
+        opt.get_updates(**{name: value})
+
+
+@pytest.mark.parametrize("name,value", [("learning_rate", "fast"), ("nesterov", "yes"), ("nesterov", 1)])
+def test_wrong_type_of_hyperparameter_raises(sgd_opt, name, value):
+    _, opt = sgd_opt
+    with pytest.raises(TypeError, match=name):
         opt.get_updates(**{name: value})
 
 
@@ -498,7 +505,7 @@ def test_esgd_seed():
         runs.append(m.values())
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert not np.array_equal(runs[0][0], runs[2][0])
-    with pytest.raises(ValueError, match="rng"):
+    with pytest.raises(TypeError, match="rng"):
         downhill.ESGD(m.loss, rng="seed")
 
 

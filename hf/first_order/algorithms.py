@@ -1,4 +1,4 @@
-"""The first-order algorithms: each a ``_prepare`` and a short ``_get_updates_for``.
+"""The first-order algorithms: each its ``hyperparameters`` and a short ``_get_updates_for``.
 
 Notation: ``g`` is the (clipped) gradient of the current mini-batch, ``Δ`` the
 step yielded for the parameter (subtracted from it, or fed to momentum by
@@ -29,7 +29,9 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import pushforward
 
-from .base import Optimizer, halflife_to_decay
+from . import hyperparameters as hp
+from .base import Optimizer
+from .hyperparameters import halflife_to_decay
 
 __all__ = ["SGD", "NAG", "RProp", "ADAGRAD", "RMSProp", "ADADELTA", "ESGD", "Adam"]
 
@@ -53,9 +55,7 @@ class NAG(SGD):
     this is plain SGD, so give a momentum.
     """
 
-    def _prepare(self, **kwargs):
-        kwargs["nesterov"] = True
-        super()._prepare(**kwargs)
+    fixed_hyperparameters = {"nesterov": True}
 
 
 class RProp(Optimizer):
@@ -76,12 +76,13 @@ class RProp(Optimizer):
     ``rprop_max_step`` bound :math:`s`.
     """
 
-    def _prepare(self, rprop_increase=1.01, rprop_decrease=0.99, rprop_min_step=0.0, rprop_max_step=100.0, **kwargs):
-        self.step_increase = rprop_increase
-        self.step_decrease = rprop_decrease
-        self.min_step = rprop_min_step
-        self.max_step = rprop_max_step
-        super()._prepare(**kwargs)
+    hyperparameters = (hp.RPROP_INCREASE, hp.RPROP_DECREASE, hp.RPROP_MIN_STEP, hp.RPROP_MAX_STEP)
+
+    @classmethod
+    def _check_hyperparameters(cls, hyper, owner):
+        lo, hi = hyper["rprop_min_step"], hyper["rprop_max_step"]
+        if lo > hi:
+            raise ValueError(f"{owner}: rprop_min_step ({lo!r}) must not exceed rprop_max_step ({hi!r})")
 
     def _get_updates_for(self, param, grad):
         lr = self.learning_rate
@@ -89,8 +90,8 @@ class RProp(Optimizer):
         grad_tm1 = self._slot(param, "grad")
         step_tm1 = self._slot(param, "step", initial)
         same = grad * grad_tm1
-        grow = pt.minimum(step_tm1 * self._as(self.step_increase, param), self._as(self.max_step, param))
-        shrink = pt.maximum(step_tm1 * self._as(self.step_decrease, param), self._as(self.min_step, param))
+        grow = pt.minimum(step_tm1 * self._as(self.rprop_increase, param), self._as(self.rprop_max_step, param))
+        shrink = pt.maximum(step_tm1 * self._as(self.rprop_decrease, param), self._as(self.rprop_min_step, param))
         step_t = pt.switch(same > 0, grow, pt.switch(same < 0, shrink, step_tm1))
         grad_t = pt.switch(same < 0, pt.zeros_like(grad), grad)
         yield param, pt.sign(grad_t) * step_t
@@ -105,15 +106,13 @@ class ADAGRAD(Optimizer):
     with ε = ``rms_regularizer``.
     """
 
-    def _prepare(self, rms_regularizer=1e-8, **kwargs):
-        self.epsilon = rms_regularizer
-        super()._prepare(**kwargs)
+    hyperparameters = (hp.RMS_REGULARIZER,)
 
     def _get_updates_for(self, param, grad):
         g2_tm1 = self._slot(param, "g2_sum")
         g2_t = g2_tm1 + grad * grad
         yield g2_tm1, g2_t
-        yield param, self._as(self.learning_rate, param) * grad / pt.sqrt(g2_t + self._as(self.epsilon, param))
+        yield param, self._as(self.learning_rate, param) * grad / pt.sqrt(g2_t + self._as(self.rms_regularizer, param))
 
 
 class RMSProp(Optimizer):
@@ -128,10 +127,11 @@ class RMSProp(Optimizer):
     momentum term is the base class's ``momentum``.)
     """
 
-    def _prepare(self, rms_halflife=14.0, rms_regularizer=1e-8, **kwargs):
-        self.ewma = halflife_to_decay(rms_halflife)
-        self.epsilon = rms_regularizer
-        super()._prepare(**kwargs)
+    hyperparameters = (hp.RMS_HALFLIFE, hp.RMS_REGULARIZER)
+
+    def _prepare(self, **hyper):
+        super()._prepare(**hyper)
+        self.ewma = halflife_to_decay(self.rms_halflife)
 
     def _get_updates_for(self, param, grad):
         gamma = self._as(self.ewma, param)
@@ -140,13 +140,13 @@ class RMSProp(Optimizer):
         g2_tm1 = self._slot(param, "g2_ewma")
         g1_t = gamma * g1_tm1 + (one - gamma) * grad
         g2_t = gamma * g2_tm1 + (one - gamma) * grad * grad
-        rms = pt.sqrt(g2_t - g1_t * g1_t + self._as(self.epsilon, param))
+        rms = pt.sqrt(g2_t - g1_t * g1_t + self._as(self.rms_regularizer, param))
         yield g1_tm1, g1_t
         yield g2_tm1, g2_t
         yield param, self._as(self.learning_rate, param) * grad / rms
 
 
-class ADADELTA(Optimizer):
+class ADADELTA(RMSProp):
     """ADADELTA, [Zeil12]_ Algorithm 1.
 
     .. math::
@@ -158,17 +158,12 @@ class ADADELTA(Optimizer):
     method has no learning rate: ``learning_rate`` is not used.
     """
 
-    _unused = ("learning_rate",)
-
-    def _prepare(self, rms_halflife=14.0, rms_regularizer=1e-8, **kwargs):
-        self.ewma = halflife_to_decay(rms_halflife)
-        self.epsilon = rms_regularizer
-        super()._prepare(**kwargs)
+    unused_hyperparameters = ("learning_rate",)
 
     def _get_updates_for(self, param, grad):
         gamma = self._as(self.ewma, param)
         one = self._as(1.0, param)
-        eps = self._as(self.epsilon, param)
+        eps = self._as(self.rms_regularizer, param)
         x2_tm1 = self._slot(param, "x2_ewma")
         g2_tm1 = self._slot(param, "g2_ewma")
         g2_t = gamma * g2_tm1 + (one - gamma) * grad * grad
@@ -179,7 +174,7 @@ class ADADELTA(Optimizer):
         yield param, delta
 
 
-class ESGD(Optimizer):
+class ESGD(RMSProp):
     """Equilibrated SGD [Daup15]_.
 
     Each step draws :math:`v \\sim \\mathcal N(0, I)` over all parameters and
@@ -216,11 +211,6 @@ class ESGD(Optimizer):
                          monitor_gradients=monitor_gradients)
         self._random_generator(rng)
 
-    def _prepare(self, rms_halflife=14.0, rms_regularizer=1e-8, **kwargs):
-        self.ewma = halflife_to_decay(rms_halflife)
-        self.epsilon = rms_regularizer
-        super()._prepare(**kwargs)
-
     def _begin(self):
         rng = self._random
         vs = []
@@ -237,7 +227,7 @@ class ESGD(Optimizer):
         d_tm1 = self._slot(param, "hv2_ewma")
         d_t = gamma * d_tm1 + (self._as(1.0, param) - gamma) * hv * hv
         yield d_tm1, d_t
-        yield param, self._as(self.learning_rate, param) * grad / (pt.sqrt(d_t) + self._as(self.epsilon, param))
+        yield param, self._as(self.learning_rate, param) * grad / (pt.sqrt(d_t) + self._as(self.rms_regularizer, param))
 
 
 class Adam(Optimizer):
@@ -258,13 +248,12 @@ class Adam(Optimizer):
     parameters; the scalar factors are computed in float64.
     """
 
-    def _prepare(self, beta1_halflife=7.0, beta2_halflife=69.0, beta1_decay=1 - 1e-6, rms_regularizer=1e-8,
-                 **kwargs):
-        self.beta1 = halflife_to_decay(beta1_halflife)
-        self.beta2 = halflife_to_decay(beta2_halflife)
-        self.beta1_decay = beta1_decay
-        self.epsilon = rms_regularizer
-        super()._prepare(**kwargs)
+    hyperparameters = (hp.BETA1_HALFLIFE, hp.BETA2_HALFLIFE, hp.BETA1_DECAY, hp.RMS_REGULARIZER)
+
+    def _prepare(self, **hyper):
+        super()._prepare(**hyper)
+        self.beta1 = halflife_to_decay(self.beta1_halflife)
+        self.beta2 = halflife_to_decay(self.beta2_halflife)
 
     def _begin(self):
         t_tm1 = self._global_slot("step", np.int64(0))
@@ -285,4 +274,4 @@ class Adam(Optimizer):
         rate = self._as(self.learning_rate, param) * pt.cast(self._correction, param.dtype)
         yield m_tm1, m_t
         yield v_tm1, v_t
-        yield param, rate * m_t / (pt.sqrt(v_t) + self._as(self.epsilon, param))
+        yield param, rate * m_t / (pt.sqrt(v_t) + self._as(self.rms_regularizer, param))

@@ -1,10 +1,13 @@
 """The shared base of the first-order optimizers: graph, keywords, momentum, clipping, loop.
 
-An algorithm subclasses :class:`Optimizer` and writes two methods, following
-downhill's layout:
+An algorithm subclasses :class:`Optimizer` (or another algorithm) and writes,
+following downhill's layout:
 
-- ``_prepare(self, <its hyperparameters with defaults>, **kwargs)`` turns its
-  keywords into attributes and passes the rest to ``super()._prepare``;
+- ``hyperparameters``, a class attribute: the declarations
+  (:class:`~hf.first_order.hyperparameters.Hyperparameter`) of the keywords it
+  adds to those of its base classes. Their checked values become attributes of
+  the same name before the graph is built; ``_prepare(self, **hyper)`` may
+  derive more from them (e.g. an EWMA weight from a halflife);
 - ``_get_updates_for(self, param, grad)`` yields ``(shared, new_value)`` pairs.
   The pair whose first item is ``param`` itself carries the *step* ``Δ`` (the
   base subtracts it, through momentum when asked); every other pair updates an
@@ -19,9 +22,10 @@ checkpoints.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import inspect
 import math
-import numbers
+import textwrap
 import time
 
 import numpy as np
@@ -30,12 +34,14 @@ import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 
-from .. import _compile
+from .. import _checks, _compile
 from .._loop import Trainer, log, monitor_pairs
 from ..curvature import check_inputs_used
 from ..checkpoint import rng_from_state, rng_state, set_rng_state
 from ..dataset import Dataset, as_dataset
 from ..reduce import Batch, ExampleMean
+from . import hyperparameters as hp
+from .hyperparameters import HYPERPARAMETERS, halflife_to_decay  # noqa: F401  (halflife_to_decay: old home)
 
 __all__ = ["Optimizer", "build", "minimize", "HYPERPARAMETERS", "LOOP_KEYWORDS"]
 
@@ -48,73 +54,6 @@ LOOP_KEYWORDS = collections.OrderedDict(
     checkpoint_every=1,
     callback=None,
 )
-
-#: Every hyperparameter any algorithm of this module understands, with its default.
-#: An algorithm accepts all of them; those it does not use are checked and ignored
-#: (logged), so one keyword dictionary can drive several algorithms, as with downhill.
-HYPERPARAMETERS = collections.OrderedDict(
-    learning_rate=1e-4,
-    momentum=0.0,
-    nesterov=False,
-    max_gradient_norm=0.0,
-    max_gradient_elem=0.0,
-    rms_halflife=14.0,
-    rms_regularizer=1e-8,
-    beta1_halflife=7.0,
-    beta2_halflife=69.0,
-    beta1_decay=1 - 1e-6,
-    rprop_increase=1.01,
-    rprop_decrease=0.99,
-    rprop_min_step=0.0,
-    rprop_max_step=100.0,
-)
-
-# name -> (lowest, lowest allowed?, highest, highest allowed?) for numeric hyperparameters.
-_RANGES = {
-    "learning_rate": (0.0, False, math.inf, False),
-    "momentum": (0.0, True, 1.0, False),
-    "max_gradient_norm": (0.0, True, math.inf, False),
-    "max_gradient_elem": (0.0, True, math.inf, False),
-    "rms_halflife": (0.0, False, math.inf, False),
-    "rms_regularizer": (0.0, True, math.inf, False),
-    "beta1_halflife": (0.0, False, math.inf, False),
-    "beta2_halflife": (0.0, False, math.inf, False),
-    "beta1_decay": (0.0, False, 1.0, True),
-    "rprop_increase": (1.0, True, math.inf, False),
-    "rprop_decrease": (0.0, False, 1.0, True),
-    "rprop_min_step": (0.0, True, math.inf, False),
-    "rprop_max_step": (0.0, False, math.inf, False),
-}
-# Hyperparameters that may also be symbolic scalars (e.g. a shared variable for a schedule).
-_SYMBOLIC_OK = ("learning_rate", "momentum")
-
-
-def halflife_to_decay(halflife: float) -> float:
-    """EWMA weight of a halflife ``h``: :math:`\\gamma = e^{-\\ln 2 / h}`, so ``γ**h == 1/2``."""
-    return math.exp(-math.log(2.0) / halflife)
-
-
-def _check_hyperparameter(owner, name, value):
-    """Validate one hyperparameter; return it as float/bool (symbolic scalars pass through)."""
-    if name == "nesterov":
-        if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
-            return bool(value)
-        raise ValueError(f"{owner}: nesterov must be True or False, got {value!r}")
-    if isinstance(value, Variable):
-        if name not in _SYMBOLIC_OK:
-            raise ValueError(f"{owner}: {name} must be a number, got the symbolic {value!r}")
-        if value.ndim != 0:
-            raise ValueError(f"{owner}: a symbolic {name} must be a scalar, got ndim={value.ndim}")
-        return value
-    lo, lo_ok, hi, hi_ok = _RANGES[name]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    x = float(value)
-    inside = (x > lo or (lo_ok and x == lo)) and (x < hi or (hi_ok and x == hi))
-    if not math.isfinite(x) or not inside:
-        interval = f"{'[' if lo_ok else '('}{lo:g}, {hi:g}{']' if hi_ok else ')'}"
-        raise ValueError(f"{owner}: {name} must lie in {interval}, got {value!r}")
-    return x
 
 
 def _key(value):
@@ -236,13 +175,38 @@ class Optimizer(Trainer):
     default_patience = LOOP_KEYWORDS["patience"]
 
     _registry: dict = {}
-    #: Hyperparameters an algorithm accepts through the base class but does not use.
-    _unused: tuple = ()
+    #: Declarations of the hyperparameters this class adds to those of its bases
+    #: (:mod:`hf.first_order.hyperparameters`); the base's are shared by every algorithm.
+    hyperparameters: tuple = (hp.LEARNING_RATE, hp.MOMENTUM, hp.NESTEROV, hp.MAX_GRADIENT_NORM, hp.MAX_GRADIENT_ELEM)
+    #: Names of inherited hyperparameters this algorithm accepts but does not use.
+    unused_hyperparameters: tuple = ()
+    #: Hyperparameters this algorithm always sets to one value (a value given is ignored).
+    fixed_hyperparameters: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             Optimizer._registry[cls.__name__.lower()] = cls
+        if cls.__dict__.get("__doc__"):
+            cls.__doc__ = inspect.cleandoc(cls.__doc__) + "\n\n" + cls._hyperparameter_doc()
+
+    @classmethod
+    def _hyperparameter_doc(cls):
+        """The "Hyperparameters" section appended to an algorithm's docstring."""
+        lines = ["Hyperparameters", "---------------"]
+        own = cls._own_hyperparameters()
+        for h in own.values():
+            if h.name in cls.fixed_hyperparameters:
+                value = cls.fixed_hyperparameters[h.name]
+                lines += [dataclasses.replace(h, default=value).describe(),
+                          f"    Always {value!r} here: a value given is ignored."]
+            else:
+                lines.append(h.describe())
+        unused = [n for n in HYPERPARAMETERS if n not in own]
+        if unused:
+            lines += ["", textwrap.fill("Accepted and ignored (logged), so that one keyword dictionary can drive "
+                                        "several algorithms: " + ", ".join(unused) + ".", 79)]
+        return "\n".join(lines)
 
     def __init__(self, loss, params=None, inputs=None, updates=(), monitors=(), monitor_gradients=False):
         owner = type(self).__name__
@@ -295,53 +259,62 @@ class Optimizer(Trainer):
     # ------------------------------------------------------------------ keywords
     @classmethod
     def _own_hyperparameters(cls):
-        """Names of the hyperparameters this algorithm's ``_prepare`` chain uses, with defaults."""
-        names = collections.OrderedDict()
+        """The hyperparameters this algorithm uses: name -> declaration, base classes' first."""
+        own = collections.OrderedDict()
         for klass in reversed(cls.__mro__):
-            fn = klass.__dict__.get("_prepare")
-            if fn is None:
-                continue
-            for p in inspect.signature(fn).parameters.values():
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
-                    names[p.name] = p.default
-        return names
+            for h in klass.__dict__.get("hyperparameters", ()):
+                own[h.name] = h
+        for name in cls.unused_hyperparameters:
+            own.pop(name, None)
+        return own
 
     def _split_kwargs(self, kwargs, where):
-        """Check keywords; return (this algorithm's hyperparameters with defaults, loop keywords)."""
+        """Check keywords; return (this algorithm's hyperparameters with defaults, loop keywords).
+
+        Every hyperparameter of :data:`HYPERPARAMETERS` is accepted and checked;
+        those this algorithm does not use are left out of the result (and logged).
+        """
         owner = f"{type(self).__name__}.{where}()"
         own = self._own_hyperparameters()
-        unknown = [k for k in kwargs if k not in HYPERPARAMETERS and k not in LOOP_KEYWORDS and k not in own]
+        declared = {**hp.BY_NAME, **own}
+        unknown = [k for k in kwargs if k not in declared and k not in LOOP_KEYWORDS]
         if unknown:
-            known = ", ".join(sorted({*HYPERPARAMETERS, *LOOP_KEYWORDS, *own}))
+            known = ", ".join(sorted({*declared, *LOOP_KEYWORDS}))
             raise TypeError(
                 f"{owner} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; known: {known}"
             )
-        hyper = collections.OrderedDict(own)
+        hyper = collections.OrderedDict((name, h.default) for name, h in own.items())
         ignored = []
         for k, v in kwargs.items():
             if k in LOOP_KEYWORDS:
                 continue
-            value = _check_hyperparameter(owner, k, v) if k in HYPERPARAMETERS else v
+            value = declared[k].check(v, owner)
             if k in own:
                 hyper[k] = value
-            if k not in own or k in self._unused:
+            else:
                 ignored.append(k)
+        for k, v in self.fixed_hyperparameters.items():
+            if k in kwargs and hyper[k] != v:
+                ignored.append(f"{k} (always {v!r})")
+            hyper[k] = v
         if ignored:
             log.info("%s: %s not used by this algorithm (ignored)", owner, ", ".join(ignored))
-        lo, hi = hyper.get("rprop_min_step"), hyper.get("rprop_max_step")
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError(f"{owner}: rprop_min_step ({lo!r}) must not exceed rprop_max_step ({hi!r})")
+        self._check_hyperparameters(hyper, owner)
         loop = collections.OrderedDict((k, kwargs.get(k, d)) for k, d in LOOP_KEYWORDS.items())
         return hyper, loop
 
     # ------------------------------------------------------------------ algorithm hooks
-    def _prepare(self, learning_rate=1e-4, momentum=0.0, nesterov=False, max_gradient_norm=0.0, max_gradient_elem=0.0):
-        """Store the hyperparameters shared by every algorithm (values already checked)."""
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.max_gradient_norm = max_gradient_norm
-        self.max_gradient_elem = max_gradient_elem
+    @classmethod
+    def _check_hyperparameters(cls, hyper, owner):
+        """Check hyperparameters against each other (each alone is already checked)."""
+
+    def _prepare(self, **hyper):
+        """Store the hyperparameters (checked values) as attributes of the same names.
+
+        Algorithms that derive more from them extend this and call ``super()._prepare``.
+        """
+        for name, value in hyper.items():
+            setattr(self, name, value)
 
     def _begin(self):
         """Yield updates of optimizer-wide state (step counters, random generators)."""
@@ -387,15 +360,10 @@ class Optimizer(Trainer):
     def _random_generator(self, rng=None):
         """Create the shared numpy Generator behind random draws in the graph.
 
-        ``rng`` is None (seed 0), a non-negative int seed or a Generator (used as is).
+        ``rng`` is None (seed 0), a non-negative int seed, a Generator (used as
+        is) or anything else :func:`hf._checks.rng_from` takes.
         """
-        if isinstance(rng, np.random.Generator):
-            generator = rng
-        elif rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)) and rng >= 0):
-            generator = np.random.default_rng(0 if rng is None else int(rng))
-        else:
-            raise ValueError(f"{type(self).__name__}: rng must be None, a non-negative int seed or a "
-                             f"numpy Generator, got {rng!r}")
+        generator = _checks.rng_from("rng", rng, type(self).__name__, default_seed=0)
         self._random = pytensor.shared(generator, name="rng")
         return self._random
 

@@ -1,0 +1,133 @@
+"""The first-order hyperparameters, each declared once: name, default, range and meaning.
+
+An algorithm lists the declarations it uses in its class attribute
+``hyperparameters`` (those of its base classes are inherited), so its keywords,
+their defaults, their checks and the list in its docstring all come from here.
+:data:`HYPERPARAMETERS` (name -> default) is built from :data:`ALL`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+
+from pytensor.graph.basic import Variable
+
+from .. import _checks
+
+__all__ = [
+    "Hyperparameter", "ALL", "BY_NAME", "HYPERPARAMETERS", "halflife_to_decay",
+    "LEARNING_RATE", "MOMENTUM", "NESTEROV", "MAX_GRADIENT_NORM", "MAX_GRADIENT_ELEM",
+    "RMS_HALFLIFE", "RMS_REGULARIZER", "BETA1_HALFLIFE", "BETA2_HALFLIFE", "BETA1_DECAY",
+    "RPROP_INCREASE", "RPROP_DECREASE", "RPROP_MIN_STEP", "RPROP_MAX_STEP",
+]
+
+
+def halflife_to_decay(halflife: float) -> float:
+    """EWMA weight of a halflife ``h``: :math:`\\gamma = e^{-\\ln 2 / h}`, so ``γ**h == 1/2``."""
+    return math.exp(-math.log(2.0) / halflife)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """One keyword of the first-order algorithms.
+
+    A numeric hyperparameter must be a finite real in the interval from ``low``
+    to ``high`` (an end excluded when ``low_open`` / ``high_open``); a ``flag``
+    must be True or False. With ``symbolic``, a PyTensor scalar (e.g. a shared
+    variable driven by a schedule) is accepted too and used as is.
+    """
+
+    name: str
+    default: object
+    doc: str
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    flag: bool = False
+    symbolic: bool = False
+
+    def check(self, value, owner=None):
+        """``value`` checked: a float, a bool for a flag, or a symbolic scalar where allowed.
+
+        Raises TypeError for a value of the wrong type, ValueError for one out of range.
+        """
+        if self.flag:
+            return _checks.boolean(self.name, value, owner)
+        if isinstance(value, Variable):
+            prefix = f"{owner}: " if owner else ""
+            if not self.symbolic:
+                raise TypeError(f"{prefix}{self.name} must be a number, got the symbolic {value!r}")
+            if value.ndim != 0:
+                raise ValueError(f"{prefix}a symbolic {self.name} must be a scalar, got ndim={value.ndim}")
+            return value
+        return _checks.real(self.name, value, owner, low=self.low, high=self.high,
+                            low_open=self.low_open, high_open=self.high_open)
+
+    def interval(self) -> str:
+        """The allowed values, e.g. ``'(0, inf)'`` or ``'True or False'``."""
+        if self.flag:
+            return "True or False"
+        left = "(" if self.low_open or self.low == -math.inf else "["
+        right = ")" if self.high_open or self.high == math.inf else "]"
+        return f"{left}{self.low:g}, {self.high:g}{right}"
+
+    def describe(self) -> str:
+        """One numpydoc-style entry: ``name : type, default ...`` and the meaning, indented."""
+        kind = "bool" if self.flag else "float" + (" or symbolic scalar" if self.symbolic else "")
+        head = f"{self.name} : {kind}, default {self.default!r}"
+        if not self.flag:
+            head += f", in {self.interval()}"
+        return f"{head}\n    {self.doc}"
+
+
+_POSITIVE = dict(low=0.0, low_open=True)
+_NONNEGATIVE = dict(low=0.0)
+
+LEARNING_RATE = Hyperparameter(
+    "learning_rate", 1e-4, "Step size η.", symbolic=True, **_POSITIVE)
+MOMENTUM = Hyperparameter(
+    "momentum", 0.0, "Momentum μ (0: none).", high=1.0, high_open=True, symbolic=True, **_NONNEGATIVE)
+NESTEROV = Hyperparameter(
+    "nesterov", False, "Nesterov's form of momentum instead of the classical one.", flag=True)
+MAX_GRADIENT_NORM = Hyperparameter(
+    "max_gradient_norm", 0.0, "Rescale each parameter's gradient to at most this norm (0: off).", **_NONNEGATIVE)
+MAX_GRADIENT_ELEM = Hyperparameter(
+    "max_gradient_elem", 0.0,
+    "Clip gradient elements to [-c, c] (0: off); takes precedence over max_gradient_norm.", **_NONNEGATIVE)
+RMS_HALFLIFE = Hyperparameter(
+    "rms_halflife", 14.0, "Halflife h of the moving averages, γ = exp(-ln 2 / h).", **_POSITIVE)
+RMS_REGULARIZER = Hyperparameter(
+    "rms_regularizer", 1e-8, "ε added to the scaling denominator.", **_NONNEGATIVE)
+BETA1_HALFLIFE = Hyperparameter(
+    "beta1_halflife", 7.0, "Halflife of the first-moment average, β₁ = exp(-ln 2 / h).", **_POSITIVE)
+BETA2_HALFLIFE = Hyperparameter(
+    "beta2_halflife", 69.0, "Halflife of the second-moment average, β₂ = exp(-ln 2 / h).", **_POSITIVE)
+BETA1_DECAY = Hyperparameter(
+    "beta1_decay", 1 - 1e-6, "λ: β₁ is multiplied by it after every step.", low=0.0, low_open=True, high=1.0)
+RPROP_INCREASE = Hyperparameter(
+    "rprop_increase", 1.01, "η⁺: step size factor when the gradient keeps its sign.", low=1.0)
+RPROP_DECREASE = Hyperparameter(
+    "rprop_decrease", 0.99, "η⁻: step size factor when the gradient changes sign.",
+    low=0.0, low_open=True, high=1.0)
+RPROP_MIN_STEP = Hyperparameter(
+    "rprop_min_step", 0.0, "Smallest step size (at most rprop_max_step).", **_NONNEGATIVE)
+RPROP_MAX_STEP = Hyperparameter(
+    "rprop_max_step", 100.0, "Largest step size.", **_POSITIVE)
+
+#: Every hyperparameter of :mod:`hf.first_order`, in the order of the docs.
+ALL = (
+    LEARNING_RATE, MOMENTUM, NESTEROV, MAX_GRADIENT_NORM, MAX_GRADIENT_ELEM,
+    RMS_HALFLIFE, RMS_REGULARIZER, BETA1_HALFLIFE, BETA2_HALFLIFE, BETA1_DECAY,
+    RPROP_INCREASE, RPROP_DECREASE, RPROP_MIN_STEP, RPROP_MAX_STEP,
+)
+
+#: Every hyperparameter any algorithm of :mod:`hf.first_order` understands, with its default.
+#: An algorithm accepts all of them; those it does not use are checked and ignored
+#: (logged), so one keyword dictionary can drive several algorithms, as with downhill.
+HYPERPARAMETERS = collections.OrderedDict((h.name, h.default) for h in ALL)
+
+#: The declarations by name.
+BY_NAME = {h.name: h for h in ALL}
