@@ -38,7 +38,9 @@ the best loss and parameters are this call's (a call resumed from
 ``checkpoint=`` continues the call the checkpoint belongs to, so resume is
 exact). With validation data the parameters are validated before the first
 update and after every ``validate_every``-th update, so every yielded pair
-carries the latest validation metrics.
+carries the latest validation metrics; when a call ends (update cap or
+patience) after updates that were not validated, the final parameters are
+validated too before the best ones are restored.
 """
 
 from __future__ import annotations
@@ -411,6 +413,10 @@ class Trainer:
                 if s.callback is not None:
                     s.callback(metrics, valid_metrics)
                 yield metrics, valid_metrics
+            if self.call_updates and self.history and "valid_loss" not in self.history[-1]:
+                # The last updates were not validated: validate them before the best
+                # parameters are restored, so they are not thrown away unseen.
+                self._validate_update(run, self.history[-1], s.min_improvement)
         except KeyboardInterrupt:
             log.warning("interrupted after %d updates of this run", self.call_updates)
         finally:
@@ -433,19 +439,24 @@ class Trainer:
         self.updates += 1
         self.call_updates += 1
         metrics = collections.OrderedDict([("update", self.updates), *((k, _plain(v)) for k, v in metrics.items())])
-        if self.call_updates % s.validate_every == 0:
-            vm = self.evaluate(run.valid) if run.valid is not None else self._train_validation(metrics)
-            if vm is not None:
-                self._validate(vm, s.min_improvement)
-                for k, v in self._last_valid.items():
-                    metrics[f"valid_{k}"] = v
-                log.info("validation after update %d: %s%s", self.updates,
-                         " ".join(f"{k} {v:.6g}" for k, v in self._last_valid.items()),
-                         " *" if self.bad_validations == 0 else "")
         self.history.append(metrics)
+        if self.call_updates % s.validate_every == 0:
+            self._validate_update(run, metrics, s.min_improvement)
         if s.checkpoint is not None and self.call_updates % s.checkpoint_every == 0:
             self.save_checkpoint(s.checkpoint, run.datasets)
         return metrics, collections.OrderedDict(self._last_valid)
+
+    def _validate_update(self, run, metrics, min_improvement):
+        """Validate the parameters after an update; the metrics row gets ``valid_*`` entries."""
+        vm = self.evaluate(run.valid) if run.valid is not None else self._train_validation(metrics)
+        if vm is None:
+            return
+        self._validate(vm, min_improvement)
+        for k, v in self._last_valid.items():
+            metrics[f"valid_{k}"] = v
+        log.info("validation after update %d: %s%s", self.updates,
+                 " ".join(f"{k} {v:.6g}" for k, v in self._last_valid.items()),
+                 " *" if self.bad_validations == 0 else "")
 
     def _train_validation(self, metrics):
         """Without validation data: the training loss after the update (``new_loss``

@@ -35,7 +35,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant, Variable
 
 from .. import _checks, _compile
-from .._loop import Trainer, log, monitor_pairs
+from .._loop import Run, Trainer, log, monitor_pairs
 from ..curvature import check_inputs_used
 from ..checkpoint import rng_from_state, rng_state, set_rng_state
 from ..dataset import Dataset, as_dataset
@@ -53,7 +53,18 @@ LOOP_KEYWORDS = collections.OrderedDict(
     checkpoint=None,
     checkpoint_every=1,
     callback=None,
+    progress=None,
 )
+
+# Evaluating "no data" (a graph without inputs) is one call of the compiled function.
+_NO_DATA = object()
+
+
+class _Unmoved:
+    """The training dataset, evaluated as validation data with its cursor put back after."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
 
 
 def _key(value):
@@ -171,8 +182,7 @@ class Optimizer(Trainer):
        initialization and momentum in deep learning", ICML 2013.
     """
 
-    default_validate_every = LOOP_KEYWORDS["validate_every"]
-    default_patience = LOOP_KEYWORDS["patience"]
+    _loop_defaults = {"max_updates": None, "patience": 5, "validate_every": 10}
 
     _registry: dict = {}
     #: Declarations of the hyperparameters this class adds to those of its bases
@@ -492,14 +502,19 @@ class Optimizer(Trainer):
             ``'loss'``, the monitors, and ``grad(<param>)`` with ``monitor_gradients``.
             Batches are weighted by their number of examples.
         """
-        return self._mean(self._compile_eval(), self._dataset(dataset, "dataset"))
+        if isinstance(dataset, _Unmoved):
+            state = dataset.dataset.state_dict()
+            try:
+                return self._mean(self._compile_eval(), dataset.dataset)
+            finally:
+                dataset.dataset.load_state_dict(state)
+        ds = None if dataset is _NO_DATA else self._dataset(dataset, "dataset")
+        return self._mean(self._compile_eval(), ds)
 
     def _update(self, train):
         """One epoch: a training step on each of ``iteration_size`` mini-batches."""
         t0 = time.perf_counter()
         metrics = self._mean(self._f_step, train)
-        if not math.isfinite(metrics["loss"]):
-            log.warning("%s: non-finite training loss %r", type(self).__name__, metrics["loss"])
         metrics["seconds"] = time.perf_counter() - t0
         return metrics
 
@@ -583,16 +598,17 @@ class Optimizer(Trainer):
             :class:`hf.Dataset` with its defaults (``batch_size=32``). None when
             the graph has no inputs.
         valid : same types, optional
-            Validation data, evaluated every ``validate_every`` epochs. Without
-            it the epoch's mean training loss judges progress.
+            Validation data, evaluated before the first epoch and every
+            ``validate_every`` epochs. Without it the training data are
+            evaluated instead (as downhill does).
         max_updates : int, optional
-            Total number of epochs (counted across calls and checkpoint resumes);
-            None runs until ``patience`` stops training.
+            Epochs of this call (a call resumed from ``checkpoint=`` continues
+            the count of the call it belongs to); None runs until ``patience``
+            stops training.
         **kwargs
             Hyperparameters (:data:`HYPERPARAMETERS`) and loop keywords
-            (:data:`LOOP_KEYWORDS`: ``patience``, ``validate_every``,
-            ``min_improvement``, ``checkpoint``, ``checkpoint_every``,
-            ``callback``).
+            (``patience``, ``validate_every``, ``min_improvement``,
+            ``checkpoint``, ``checkpoint_every``, ``callback``, ``progress``).
 
         Returns
         -------
@@ -613,41 +629,23 @@ class Optimizer(Trainer):
         ValueError
             For an invalid hyperparameter or loop keyword, or a checkpoint that
             does not match the model.
-
-        Notes
-        -----
-        Keywords are checked, the step function compiled (once per set of
-        hyperparameters) and an existing ``checkpoint`` loaded when
-        :meth:`iterate` is called, before the first epoch.
+        FloatingPointError
+            When an epoch makes the loss or a parameter non-finite; the
+            parameters are put back to their values before that epoch.
         """
-        hyper, loop = self._split_kwargs(kwargs, "iterate")
+        return super().iterate(train, valid, max_updates=max_updates, **kwargs)
+
+    def _start(self, train, valid, **kwargs):
+        hyper, _ = self._split_kwargs(kwargs, "iterate")
         train_ds = self._dataset(train, "train")
-        valid_ds = None if valid is None else self._dataset(valid, "valid")
+        # Without validation data the training data are evaluated (downhill's rule),
+        # from a copy of their cursor so that validating never changes the batches
+        # that training sees.
+        valid_ds = _Unmoved(train_ds) if valid is None and train_ds is not None else self._dataset(valid, "valid")
         self._compile_step(hyper)
-        if valid_ds is not None:
-            self._compile_eval()
+        self._compile_eval()
         datasets = {k: v for k, v in (("train", train_ds), ("valid", valid_ds)) if v is not None}
-        gen = self._run(train_ds, valid_ds, max_updates=max_updates, datasets=datasets, **loop)
-        return self._epochs(gen, loop, datasets)
-
-    def _epochs(self, gen, loop, datasets):
-        try:
-            for train_metrics, valid_metrics in gen:
-                self._log_epoch(train_metrics, valid_metrics, loop["validate_every"])
-                yield train_metrics, valid_metrics
-        except KeyboardInterrupt:
-            log.warning("interrupted after %d updates: restoring the best parameters", self.updates)
-        finally:
-            gen.close()
-        self._finish(loop["checkpoint"], datasets, restore_best=True)
-
-    def _log_epoch(self, train_metrics, valid_metrics, validate_every):
-        fields = " ".join(f"{k}={v:.6f}" for k, v in train_metrics.items() if k not in ("update", "seconds"))
-        line = f"{type(self).__name__} {train_metrics['update']} {fields}"
-        if isinstance(validate_every, int) and validate_every > 0 and self.updates % validate_every == 0:
-            star = " *" if self.bad_validations == 0 else ""
-            line += " | valid " + " ".join(f"{k}={v:.6f}" for k, v in valid_metrics.items()) + star
-        log.info(line)
+        return Run(train=train_ds, valid=valid_ds if valid_ds is not None else _NO_DATA, datasets=datasets)
 
     def minimize(self, *args, **kwargs):
         """Run :meth:`iterate` to its end; return the last ``(train_monitors, valid_monitors)``.
