@@ -1,6 +1,15 @@
-"""hf.first_order against hand-written numpy references and downhill 0.4.0 usage."""
+"""hf.first_order against hand-written numpy references and downhill 0.4.0 usage.
+
+Compiling is what costs here. The reference cases share compiled functions:
+each case trains its own copy of the model, and one function steps several
+cases together on the same mini-batches. Every case runs on PyTensor's Python
+implementations (no C compiler, little rewriting: seconds, even with an empty
+compile cache); one case per algorithm, together covering every variant, runs
+again compiled as ``hf`` compiles (C backend, ``FAST_RUN`` rewrites).
+"""
 
 import collections
+import functools
 import importlib.util
 import math
 import pathlib
@@ -9,9 +18,12 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.compile.mode import Mode
 
+import hf
 import hf.first_order as downhill
 from hf.dataset import Dataset
+from hf.first_order import hyperparameters
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALGOS = ["sgd", "nag", "rprop", "adagrad", "rmsprop", "adadelta", "esgd", "adam"]
@@ -34,11 +46,11 @@ B0 = np.array([0.05, -0.1])
 
 
 class Model:
-    """A fresh graph with its own shared parameters."""
+    """A fresh graph with its own shared parameters (on the given inputs, or new ones)."""
 
-    def __init__(self, dtype="float64"):
-        self.x = pt.matrix("x", dtype=dtype)
-        self.y = pt.matrix("y", dtype=dtype)
+    def __init__(self, dtype="float64", x=None, y=None):
+        self.x = pt.matrix("x", dtype=dtype) if x is None else x
+        self.y = pt.matrix("y", dtype=dtype) if y is None else y
         self.W = pytensor.shared(W0.astype(dtype), name="W")
         self.b = pytensor.shared(B0.astype(dtype), name="b")
         r = self.x @ self.W + self.b - self.y
@@ -74,10 +86,15 @@ def gamma(halflife):
 
 
 class Reference:
-    """Every algorithm's update equations, in numpy, from the papers/ALGORITHM.md."""
+    """Every algorithm's update equations, in numpy, from the papers/ALGORITHM.md.
 
-    def __init__(self, algo, hp):
+    It reads only the hyperparameters the algorithm documents; any other in
+    ``hp`` must have no effect.
+    """
+
+    def __init__(self, algo, hp, nesterov=None):
         self.algo, self.hp = algo, dict(hp)
+        self.nesterov = (hp.get("nesterov", False) or algo == "nag") if nesterov is None else nesterov
         self.state = collections.defaultdict(float)
         self.t = 0
         self.gen = np.random.default_rng(0)  # ESGD's default seed
@@ -108,7 +125,7 @@ class Reference:
             s["f", i] = c * s["f", i] + (1 - c) * g
             s["s", i] = c * s["s", i] + (1 - c) * g * g
             return lr * g / np.sqrt(s["s", i] - s["f", i] ** 2 + eps)
-        if a == "adadelta":
+        if a == "adadelta":  # no learning rate
             c = gamma(hp.get("rms_halflife", 14))
             s["g2", i] = c * s["g2", i] + (1 - c) * g * g
             d = g * np.sqrt(s["x2", i] + eps) / np.sqrt(s["g2", i] + eps)
@@ -146,7 +163,6 @@ class Reference:
             vs = [self.gen.normal(size=p.shape) for p in params]
             hvs = np_hv(*vs, x)
         mu = self.hp.get("momentum", 0)
-        nesterov = self.hp.get("nesterov", False) or self.algo == "nag"
         out = []
         for i, (p, g, hv) in enumerate(zip(params, grads, hvs)):
             d = self.delta(i, self.clip(g), hv)
@@ -154,11 +170,28 @@ class Reference:
                 out.append(p - d)
                 continue
             v = self.state["vel", i]
-            v = mu * mu * v - (1 + mu) * d if nesterov else mu * v - d
+            v = mu * mu * v - (1 + mu) * d if self.nesterov else mu * v - d
             self.state["vel", i] = v
             out.append(p + v)
         return out
 
+
+# The hyperparameters each algorithm uses (downhill 0.4.0's documented keywords).
+SHARED = {"learning_rate", "momentum", "nesterov", "max_gradient_norm", "max_gradient_elem"}
+USES = {
+    "sgd": SHARED,
+    "nag": SHARED,
+    "rprop": SHARED | {"rprop_increase", "rprop_decrease", "rprop_min_step", "rprop_max_step"},
+    "adagrad": SHARED | {"rms_regularizer"},
+    "rmsprop": SHARED | {"rms_halflife", "rms_regularizer"},
+    "adadelta": SHARED - {"learning_rate"} | {"rms_halflife", "rms_regularizer"},
+    "esgd": SHARED | {"rms_halflife", "rms_regularizer"},
+    "adam": SHARED | {"beta1_halflife", "beta2_halflife", "beta1_decay", "rms_regularizer"},
+}
+# Valid, far-from-default values given to every algorithm that does not use them:
+# accepted, and without effect (the reference ignores them).
+FOREIGN = dict(learning_rate=7.0, rms_halflife=1.5, rms_regularizer=0.5, beta1_halflife=1.2, beta2_halflife=2.5,
+               beta1_decay=0.3, rprop_increase=3.0, rprop_decrease=0.1, rprop_min_step=2.0, rprop_max_step=5.0)
 
 ALGO_HP = {
     "sgd": dict(learning_rate=0.1),
@@ -178,6 +211,95 @@ VARIANTS = {
     "norm": dict(max_gradient_norm=0.3),
     "elem": dict(max_gradient_elem=0.05),
 }
+# NAG takes Nesterov steps whatever ``nesterov`` says.
+EXTRA_VARIANTS = {"nag": {"nesterov_false": dict(momentum=0.5, nesterov=False)}}
+CASES = {algo: {**VARIANTS, **EXTRA_VARIANTS.get(algo, {})} for algo in ALGOS}
+STEPS, BATCH, EPOCH = 6, 4, 3  # two epochs of three mini-batches of 4 of the N = 13 examples
+
+
+def case_kwargs(algo, variant):
+    foreign = {k: v for k, v in FOREIGN.items() if k not in USES[algo]}
+    return {**foreign, **ALGO_HP[algo], **CASES[algo][variant]}
+
+
+def reference_run(algo, hp, batches, **kw):
+    """Losses before each step and parameters after it, in numpy."""
+    ref, params, out = Reference(algo, hp, **kw), [W0.copy(), B0.copy()], []
+    for bx, by in batches:
+        loss = np_loss(*params, bx, by)
+        params = ref.step(params, bx, by)
+        out.append((loss, params))
+    return ref, out
+
+
+# Python implementations of every op, next to no graph rewriting.
+PYTHON_MODE = Mode(linker="py", optimizer="fast_compile")
+# One case per algorithm, compiled by hf's default mode; every variant appears.
+COMPILED_CASES = [("sgd", "elem"), ("nag", "nesterov_false"), ("rprop", "momentum"), ("adagrad", "norm"),
+                  ("rmsprop", "nesterov"), ("adadelta", "elem"), ("esgd", "plain"), ("adam", "nesterov")]
+
+
+@functools.cache
+def stepped(cases, python=True):
+    """Each ``(algo, variant)`` of ``cases`` trains its own model; one function steps them all.
+
+    Returns the mini-batches and, per case, ``(loss before the step, [W, b] after it)``
+    for each step. ``python``: PyTensor's Python implementations, else hf's default mode.
+    """
+    x, y = pt.matrix("x"), pt.matrix("y")
+    models, losses, updates = {}, [], []
+    for algo, variant in cases:
+        m = Model(x=x, y=y)
+        opt = downhill.build(algo, m.loss, params=[m.W, m.b], inputs=[x, y])
+        updates += opt.get_updates(**case_kwargs(algo, variant))
+        models[algo, variant] = m
+        losses.append(m.loss)
+    step = hf.function([x, y], losses, updates=updates, mode=PYTHON_MODE if python else None)
+    data = Dataset([*make_data()], batch_size=BATCH, iteration_size=EPOCH, rng=7)
+    batches, runs = [], {case: [] for case in models}
+    for _ in range(STEPS):
+        bx, by = data.next_batch()
+        batches.append((bx, by))
+        for (case, m), loss in zip(models.items(), step(bx, by)):
+            runs[case].append((float(loss), m.values()))
+    return batches, runs
+
+
+@pytest.mark.parametrize("algo,variant", COMPILED_CASES)
+def test_compiled_updates_match_numpy_reference(algo, variant):
+    batches, runs = stepped(tuple(COMPILED_CASES), python=False)
+    _, want = reference_run(algo, case_kwargs(algo, variant), batches)
+    for t, ((loss, params), (want_loss, want_params)) in enumerate(zip(runs[algo, variant], want)):
+        assert loss == pytest.approx(want_loss, abs=1e-12), t
+        for got, w in zip(params, want_params):
+            np.testing.assert_allclose(got, w, rtol=0, atol=1e-12, err_msg=f"after step {t}")
+
+
+def test_compiled_cases_cover_every_variant():
+    assert {v for _, v in COMPILED_CASES} == {*VARIANTS, *EXTRA_VARIANTS["nag"]}
+    assert [a for a, _ in COMPILED_CASES] == ALGOS
+
+
+@pytest.mark.parametrize("algo,variant", [(a, v) for a in ALGOS for v in CASES[a]])
+def test_updates_match_numpy_reference(algo, variant):
+    batches, runs = stepped(tuple((algo, v) for v in CASES[algo]))
+    hp = case_kwargs(algo, variant)
+    ref, want = reference_run(algo, hp, batches)
+    assert len(runs[algo, variant]) == len(want) == STEPS
+    for t, ((loss, params), (want_loss, want_params)) in enumerate(zip(runs[algo, variant], want)):
+        assert loss == pytest.approx(want_loss, abs=1e-12), t  # the loss before step t
+        for got, w in zip(params, want_params):
+            np.testing.assert_allclose(got, w, rtol=0, atol=1e-12, err_msg=f"after step {t}")
+    assert not np.allclose(want[-1][1][0], W0)
+    if variant in ("norm", "elem"):
+        assert ref.clipped, "the test must exercise clipping"
+    if algo == "rprop":
+        assert ref.flipped, "the test must exercise a sign change"
+    if CASES[algo][variant].get("momentum"):
+        # The two forms of momentum give different trajectories here, so the
+        # comparison above tells them apart (NAG: always Nesterov's).
+        _, other = reference_run(algo, hp, batches, nesterov=not ref.nesterov)
+        assert np.abs(other[-1][1][0] - want[-1][1][0]).max() > 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -185,41 +307,38 @@ def model():
     return Model()
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-@pytest.mark.parametrize("algo", ALGOS)
-def test_updates_match_numpy_reference(model, algo, variant):
-    model.reset()
-    hp = {**ALGO_HP[algo], **VARIANTS[variant]}
-    x, y = make_data()
-    opt = downhill.build(algo, model.loss, params=[model.W, model.b], inputs=[model.x, model.y])
-    train = Dataset([x, y], batch_size=4, iteration_size=3, rng=7)
-    history = list(opt.iterate(train, max_updates=2, validate_every=100, **hp))
-    assert [m["update"] for m, _ in history] == [1, 2]
-
-    ref = Reference(algo, hp)
-    ref_ds = Dataset([x, y], batch_size=4, iteration_size=3, rng=7)
-    params = [W0.copy(), B0.copy()]
-    for epoch in range(2):
-        losses, sizes = [], []
-        for _ in range(3):
-            bx, by = ref_ds.next_batch()
-            losses.append(np_loss(*params, bx, by))
-            sizes.append(len(bx))
-            params = ref.step(params, bx, by)
-        # The epoch's loss: mean over its examples, each taken before its step.
-        assert history[epoch][0]["loss"] == pytest.approx(np.dot(losses, sizes) / sum(sizes), abs=1e-12)
-    for got, want in zip(model.values(), params):
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
-    assert not np.allclose(params[0], W0)
-    if variant in ("norm", "elem"):
-        assert ref.clipped, "the test must exercise clipping"
-    if algo == "rprop":
-        assert ref.flipped, "the test must exercise a sign change"
-
-
 def test_nag_is_sgd_with_nesterov(model):
+    # NAG's steps (Nesterov's, even with nesterov=False) are checked above ("nag-nesterov_false").
     assert isinstance(downhill.build("nag", model.loss), downhill.SGD)
-    assert downhill.NAG.fixed_hyperparameters == {"nesterov": True}
+
+
+def test_iterate_epochs_follow_the_reference():
+    """iterate(): the step function it compiles, each epoch's loss (the mean over
+    its examples, each taken before its step) and accumulators that persist
+    from one call to the next. (Parameters are read as each epoch is yielded: at
+    the end of a call the best ones are put back.)"""
+    m = Model()
+    hp = dict(learning_rate=0.05, beta1_halflife=3, beta2_halflife=10, beta1_decay=0.9, momentum=0.5, nesterov=True)
+    opt = downhill.build("adam", m.loss, params=[m.W, m.b], inputs=[m.x, m.y])
+    x, y = make_data()
+    train = Dataset([x, y], batch_size=BATCH, iteration_size=EPOCH, rng=7)
+    history, seen = [], []
+    for max_updates in (2, 1):  # the second call continues: 3 epochs in all
+        for train_monitors, _ in opt.iterate(train, max_updates=max_updates, validate_every=100, **hp):
+            history.append(train_monitors)
+            seen.append(m.values())
+    assert [h["update"] for h in history] == [1, 2, 3]
+
+    ref_ds = Dataset([x, y], batch_size=BATCH, iteration_size=EPOCH, rng=7)
+    batches = [ref_ds.next_batch() for _ in range(3 * EPOCH)]
+    _, want = reference_run("adam", hp, batches)
+    for epoch in range(3):
+        rows = want[epoch * EPOCH:(epoch + 1) * EPOCH]
+        sizes = [len(bx) for bx, _ in batches[epoch * EPOCH:(epoch + 1) * EPOCH]]
+        mean = np.dot([loss for loss, _ in rows], sizes) / sum(sizes)
+        assert history[epoch]["loss"] == pytest.approx(mean, abs=1e-12)
+        for got, w in zip(seen[epoch], rows[-1][1]):
+            np.testing.assert_allclose(got, w, rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- downhill usage
@@ -253,12 +372,12 @@ def test_build_iterate_loop_as_downhill_users_write_it():
     assert ev["loss"] == pytest.approx(np_loss(*m.values(), xv, yv), rel=1e-12)
 
 
-def test_get_updates_with_pytensor_function():
+def test_get_updates_compiled_by_the_user():
     m = Model()
     x, y = make_data()
     opt = downhill.build("sgd", loss=m.loss, params=[m.W, m.b], inputs=[m.x, m.y])
     updates = list(opt.get_updates(learning_rate=0.1, momentum=0.9))
-    f = pytensor.function([m.x, m.y], m.loss, updates=updates)
+    f = hf.function([m.x, m.y], m.loss, updates=updates)  # pytensor.function with the C backend
     params, vel = [W0.copy(), B0.copy()], [0.0, 0.0]
     for _ in range(3):
         before = f(x, y)
@@ -287,14 +406,46 @@ def test_quick_start_matrix_factorization():
     assert {"err", "|u|<0.1", "|v|<0.1", "grad(u)", "grad(v)"} <= set(train)
 
 
-def test_minimize_returns_monitors_and_restores_best(sgd_opt):
+@pytest.fixture(scope="module")
+def diverging():
+    """Full-batch SGD whose validation loss falls for a few epochs, then grows.
+
+    The learning rate is 2.3 / λ_max (λ_max: the loss's largest curvature), so
+    the error along the top eigenvector grows by 1.3 per step, while the start
+    lies mostly along the lowest one, where the error shrinks fast.
+    """
+    rs = np.random.default_rng(11)
+    x = rs.normal(size=(40, D_IN))
+    y = x @ rs.normal(size=(D_IN, D_OUT)) + 0.5
+    z = np.hstack([x, np.ones((len(x), 1))])
+    curvature, vectors = np.linalg.eigh(z.T @ z / len(x))
+    best = np.linalg.lstsq(z, y, rcond=None)[0]  # rows: W, then b
+    start = best + 0.01 * vectors[:, -1:] + 1.0 * vectors[:, :1]
+    return x, y, 2.3 / curvature[-1], [start[:-1], start[-1]]
+
+
+def test_minimize_returns_monitors_and_restores_best(sgd_opt, diverging):
     m, _ = sgd_opt
-    m.reset()
-    x, y = make_data(3, n=40)
-    train, valid = downhill.minimize(m.loss, [x, y], valid=[x[:20], y[:20]], params=[m.W, m.b],
-                                     inputs=[m.x, m.y], algo="adam", batch_size=8, train_batches=2,
-                                     learning_rate=0.05, max_updates=4, validate_every=2)
-    assert train["update"] == 4 and "loss" in valid and "best_loss" in valid
+    x, y, lr, start = diverging
+    m.W.set_value(start[0])
+    m.b.set_value(start[1])
+    seen = []  # the parameters after each epoch
+
+    def callback(train_monitors, valid_monitors):
+        seen.append(m.values())
+
+    train, valid = downhill.minimize(m.loss, [x, y], valid=[x, y], params=[m.W, m.b], inputs=[m.x, m.y],
+                                     algo="sgd", batch_size=len(x), learning_rate=lr, max_updates=12,
+                                     validate_every=1, patience=20, callback=callback)
+    assert train["update"] == 12 and len(seen) == 12
+    assert {"loss", "best_loss"} <= set(valid)
+    losses = [np_loss(*p, x, y) for p in seen]  # validation loss of each epoch, in numpy
+    best = int(np.argmin(losses))
+    assert 0 < best < 8 and losses[-1] > 10 * losses[best], "falls, then grows"
+    for got, want in zip(m.values(), seen[best]):
+        np.testing.assert_array_equal(got, want)
+    assert valid["best_loss"] == pytest.approx(losses[best], rel=1e-12)
+    assert valid["loss"] == pytest.approx(losses[-1], rel=1e-12)
 
 
 def test_early_stopping_restores_best_params(sgd_opt):
@@ -331,19 +482,47 @@ def test_set_params(sgd_opt):
             opt.set_params(bad)
 
 
-def test_interrupt_restores_best(sgd_opt):
-    m, _ = sgd_opt
-    m.reset()
+def _train_diverging(m, diverging, with_valid, stop_at=None):
+    """Train ``diverging`` with SGD (validating every epoch); return the optimizer and
+    the parameters after each epoch. ``stop_at``: press Ctrl-C after that epoch."""
+    x, y, lr, start = diverging
+    m.W.set_value(start[0])
+    m.b.set_value(start[1])
     opt = downhill.build("sgd", m.loss, params=[m.W, m.b], inputs=[m.x, m.y])
-    x, y = make_data(4)
+    seen = []
 
     def callback(train, valid):
-        if train["update"] == 3:
+        seen.append(m.values())
+        if train["update"] == stop_at:
             raise KeyboardInterrupt
 
-    train, _ = opt.minimize([x, y], learning_rate=0.1, validate_every=1, callback=callback, max_updates=10)
-    assert opt.updates == 3
-    for got, want in zip(m.values(), opt.best_params):
+    opt.minimize(Dataset([x, y], batch_size=len(x)), [x, y] if with_valid else None, learning_rate=lr,
+                 validate_every=1, patience=20, callback=callback, max_updates=12)
+    return opt, seen
+
+
+def test_interrupt_restores_best(sgd_opt, diverging):
+    m, _ = sgd_opt
+    x, y = diverging[:2]
+    opt, seen = _train_diverging(m, diverging, with_valid=True, stop_at=9)
+    assert opt.updates == 9 == len(seen)
+    losses = [np_loss(*p, x, y) for p in seen]
+    best = int(np.argmin(losses))
+    assert best < 8 and losses[-1] > 10 * losses[best]
+    for got, want in zip(m.values(), seen[best]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_best_params_without_validation_data(sgd_opt, diverging):
+    # The training data are evaluated after an epoch, so the loss that makes an
+    # epoch the best is that of the parameters kept as the best.
+    m, _ = sgd_opt
+    x, y = diverging[:2]
+    opt, seen = _train_diverging(m, diverging, with_valid=False)
+    losses = [np_loss(*p, x, y) for p in seen]
+    best = int(np.argmin(losses))
+    assert opt.best_loss == pytest.approx(losses[best], rel=1e-12)
+    for got, want in zip(m.values(), seen[best]):
         np.testing.assert_array_equal(got, want)
 
 
@@ -358,12 +537,26 @@ DEFAULTS = dict(learning_rate=1e-4, momentum=0, nesterov=False, patience=5, vali
 
 def test_defaults_table():
     table = {**downhill.HYPERPARAMETERS, **downhill.LOOP_KEYWORDS}
+    assert set(table) == {*DEFAULTS, "checkpoint", "checkpoint_every", "callback", "progress"}
     for k, v in DEFAULTS.items():
         assert table[k] == v, k
-    for algo in ALGOS:
-        own = downhill.build(algo, Model().loss)._own_hyperparameters()
-        for k, h in own.items():
-            assert downhill.HYPERPARAMETERS[k] == h.default, (algo, k)
+    for h in hyperparameters.ALL:  # each default passes its own check
+        assert h.check(h.default, "test") == h.default
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_each_algorithm_declares_what_it_uses(algo):
+    cls = downhill.Optimizer._registry[algo]
+    own = cls._own_hyperparameters()
+    assert set(own) == USES[algo]
+    assert all(own[k] is hyperparameters.BY_NAME[k] for k in own)  # one declaration per name
+    # The docstring's list comes from the declarations: each used one with its
+    # default, the others named as accepted and ignored.
+    section = cls.__doc__.split("Hyperparameters\n---------------\n", 1)[1]
+    listed, ignored = section.split("Accepted and ignored", 1)
+    for name in downhill.HYPERPARAMETERS:
+        assert (f"\n{name} : " in "\n" + listed) == (name in USES[algo]), name
+        assert (name in ignored) == (name not in USES[algo]), name
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -387,23 +580,36 @@ def test_misspelt_keyword_raises(sgd_opt, call):
 
 
 @pytest.mark.parametrize("name,value", [
-    ("learning_rate", 0), ("learning_rate", -1.0), ("learning_rate", float("nan")),
+    ("learning_rate", 0), ("learning_rate", -1.0), ("learning_rate", float("nan")), ("learning_rate", pt.vector()),
     ("momentum", 1.0), ("momentum", -0.1), ("max_gradient_norm", -1),
     ("max_gradient_elem", float("inf")), ("rms_halflife", 0), ("rms_regularizer", -1e-8),
     ("beta1_halflife", -7), ("beta2_halflife", 0), ("beta1_decay", 1.5), ("beta1_decay", 0),
     ("rprop_increase", 0.9), ("rprop_decrease", 1.1), ("rprop_min_step", -1), ("rprop_max_step", 0),
 ])
 def test_bad_hyperparameter_raises(sgd_opt, name, value):
+    # SGD does not use most of them: every hyperparameter is checked all the same.
     _, opt = sgd_opt
     with pytest.raises(ValueError, match=name):
         opt.get_updates(**{name: value})
 
 
-@pytest.mark.parametrize("name,value", [("learning_rate", "fast"), ("nesterov", "yes"), ("nesterov", 1)])
+@pytest.mark.parametrize("name,value", [
+    ("learning_rate", "fast"), ("learning_rate", None), ("nesterov", "yes"), ("nesterov", 1),
+    ("rms_halflife", pt.scalar()), ("max_gradient_norm", True),
+])
 def test_wrong_type_of_hyperparameter_raises(sgd_opt, name, value):
     _, opt = sgd_opt
     with pytest.raises(TypeError, match=name):
         opt.get_updates(**{name: value})
+
+
+def test_unused_hyperparameters_leave_the_compiled_step_alone(model):
+    opt = downhill.build("adadelta", model.loss, params=[model.W, model.b], inputs=[model.x, model.y])
+    hyper, _ = opt._split_kwargs(dict(learning_rate=0.1, rms_halflife=3, patience=2), "test")
+    assert "learning_rate" not in hyper and hyper["rms_halflife"] == 3
+    step = opt._compile_step(hyper)
+    hyper, _ = opt._split_kwargs(dict(learning_rate=0.5, beta1_decay=0.5, rms_halflife=3), "test")
+    assert opt._compile_step(hyper) is step and len(opt._step_fns) == 1
 
 
 def test_rprop_bounds_checked(model):
@@ -478,7 +684,7 @@ def test_state_dict_round_trip_continues_exactly():
     for _ in a.iterate(ds1, max_updates=2, **hp):
         pass
     state, ds_state = a.state_dict(), ds1.state_dict()
-    for _ in a.iterate(ds1, max_updates=4, **hp):  # max_updates counts epochs in total
+    for _ in a.iterate(ds1, max_updates=2, **hp):  # max_updates counts this call's epochs
         pass
     assert a.updates == 4
 
@@ -486,8 +692,9 @@ def test_state_dict_round_trip_continues_exactly():
     b.load_state_dict(state)  # before b ever compiled: accumulators are created from the state
     ds2 = Dataset([x, y], batch_size=7, rng=99)
     ds2.load_state_dict(ds_state)
-    for _ in b.iterate(ds2, max_updates=4, **hp):
+    for _ in b.iterate(ds2, max_updates=2, **hp):
         pass
+    assert b.updates == 4
     for got, want in zip(m2.values(), m1.values()):
         np.testing.assert_array_equal(got, want)
     assert set(state["optimizer"]["slots"]["W"]) == {"hv2_ewma", "vel"}
@@ -507,6 +714,8 @@ def test_esgd_seed():
     assert not np.array_equal(runs[0][0], runs[2][0])
     with pytest.raises(TypeError, match="rng"):
         downhill.ESGD(m.loss, rng="seed")
+    with pytest.raises(ValueError, match="rng"):
+        downhill.ESGD(m.loss, rng=-1)
 
 
 def test_min_improvement_with_float32_losses():
@@ -538,7 +747,7 @@ def test_symbolic_learning_rate_schedule(model):
     model.reset()
     lr = pytensor.shared(np.float64(0.1), name="lr")
     opt = downhill.build("sgd", model.loss, params=[model.W, model.b], inputs=[model.x, model.y])
-    f = pytensor.function([model.x, model.y], model.loss, updates=list(opt.get_updates(learning_rate=lr)))
+    f = hf.function([model.x, model.y], model.loss, updates=list(opt.get_updates(learning_rate=lr)))
     x, y = make_data()
     lr.set_value(0.0)
     f(x, y)
