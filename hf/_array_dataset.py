@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._array_like import check_array, first_bad, is_array_like, take_slice
-from ._dataset_base import FiniteDataset, _permutation
+from ._dataset_base import FiniteDataset, permutation
 
 
 class ArrayDataset(FiniteDataset):
@@ -57,7 +57,7 @@ class ArrayDataset(FiniteDataset):
         self._order = order
 
     def _pass_from_state(self, state, order):
-        order = _permutation(order, self.n_batches)
+        order = permutation(order, self.n_batches)
         if order is None:
             raise ValueError(f"{self._owner}: state order is not a permutation of the "
                              f"{self.n_batches} batches")

@@ -21,7 +21,7 @@ def _is_batch_function(inputs):
     return callable(inputs) and not is_input(inputs) and not isinstance(inputs, (list, tuple))
 
 
-def _permutation(order, n):
+def permutation(order, n):
     """``order`` as an int64 array if it is a permutation of ``range(n)``, else None."""
     order = np.asarray(order)
     if (order.shape != (n,) or order.dtype.kind not in "iu"

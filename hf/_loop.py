@@ -54,7 +54,6 @@ import math
 import os
 import signal
 import threading
-import time
 from typing import Any, Optional
 
 import numpy as np

@@ -3,7 +3,7 @@ import numpy as np
 
 from ._array_like import check_array, first_bad, is_float, take_rows
 from ._checks import boolean
-from ._dataset_base import FiniteDataset, _permutation
+from ._dataset_base import FiniteDataset, permutation
 from ._ragged import RaggedArray
 
 __all__ = ["SequenceDataset"]
@@ -162,7 +162,7 @@ class SequenceDataset(FiniteDataset):
         if state.get("bucket") != self.bucket:
             raise ValueError(f"{owner}: state has bucket={state.get('bucket')!r}, this dataset "
                              f"has bucket={self.bucket!r}")
-        order = _permutation(order, self.n_examples)
+        order = permutation(order, self.n_examples)
         if order is None:
             raise ValueError(f"{owner}: state order is not a permutation of the "
                              f"{self.n_examples} sequences")

@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import _checks
+
 __all__ = [
     "LevenbergMarquardt",
     "reduction_ratio",
@@ -27,17 +29,6 @@ __all__ = [
     "LineSearchResult",
     "martens_preconditioner",
 ]
-
-
-def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
-    return value
 
 
 def reduction_ratio(f_new: float, f_old: float, q_new: float, q_old: float = 0.0) -> float:
@@ -116,13 +107,13 @@ class LevenbergMarquardt:
 
     def __post_init__(self):
         # λ = 0 could never be raised again by the multiplicative rule.
-        self.min_damping = _check_positive("min_damping", self.min_damping)
-        self.max_damping = _check_positive("max_damping", self.max_damping)
+        self.min_damping = _checks.real("min_damping", self.min_damping, low=0.0, low_open=True)
+        self.max_damping = _checks.real("max_damping", self.max_damping, low=0.0, low_open=True)
         if self.min_damping > self.max_damping:
             raise ValueError(
                 f"min_damping must be <= max_damping, got {self.min_damping!r} > {self.max_damping!r}"
             )
-        self.damping = _check_positive("damping", self.damping)
+        self.damping = _checks.real("damping", self.damping, low=0.0, low_open=True)
         if not self.min_damping <= self.damping <= self.max_damping:
             raise ValueError(
                 f"damping must lie in [min_damping, max_damping] = "
@@ -256,10 +247,10 @@ def armijo_line_search(
     >>> r.accepted, round(r.rate, 3)
     (True, 0.8)
     """
-    c = _check_positive("c", c, allow_zero=True)
+    c = _checks.real("c", c, low=0.0)
     if not 0 < shrink < 1:
         raise ValueError(f"shrink must lie in (0, 1), got {shrink!r}")
-    rate = _check_positive("rate", rate)
+    rate = _checks.real("rate", rate, low=0.0, low_open=True)
     if int(max_evaluations) != max_evaluations or max_evaluations < 1:
         raise ValueError(f"max_evaluations must be a positive integer, got {max_evaluations!r}")
     f0 = float(f0)
@@ -300,8 +291,8 @@ def martens_preconditioner(
     d = np.asarray(grad_sq_mean, dtype=np.float64)
     if d.ndim != 1:
         raise ValueError(f"grad_sq_mean must be 1-D, got shape {d.shape}")
-    damping = _check_positive("damping", damping, allow_zero=True)
-    exponent = _check_positive("exponent", exponent, allow_zero=True)
+    damping = _checks.real("damping", damping, low=0.0)
+    exponent = _checks.real("exponent", exponent, low=0.0)
     diag = (d + damping) ** exponent
     # An all-zero row (parameter with no gradient and λ = 0) would divide by zero.
     diag[~(diag > 0)] = 1.0

@@ -48,7 +48,7 @@ Examples
 array([0, 1])
 """
 from ._array_dataset import ArrayDataset
-from ._batches import _normalize_axes, batch_size_of, split_batch  # noqa: F401
+from ._batches import batch_size_of, split_batch  # noqa: F401
 from ._callable_dataset import CallableDataset
 from ._dataset_base import Dataset
 from ._ragged import RaggedArray

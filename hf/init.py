@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _checks
+
 __all__ = ["sparse"]
 
 
@@ -47,10 +49,8 @@ def sparse(rng, n_in, n_out, *, nonzero=15, scale=1.0, spectral_radius=None, dty
     """
     rng = np.random.default_rng(rng)
     for name, value in (("n_in", n_in), ("n_out", n_out), ("nonzero", nonzero)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+        _checks.positive_int(name, value, "sparse")
+    _checks.real("scale", scale, "sparse", low=0.0, low_open=True)
     W = np.zeros((n_in, n_out))
     k = min(int(nonzero), int(n_in))
     for j in range(n_out):

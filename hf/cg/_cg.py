@@ -7,9 +7,10 @@ products are built.  It never imports PyTensor.
 import dataclasses
 import enum
 import math
-import numbers
 
 import numpy as np
+
+from .. import _checks
 
 __all__ = ["cg", "CGResult", "CGStatus", "geometric_grid"]
 
@@ -80,26 +81,6 @@ class CGResult:
 # ---------------------------------------------------------------------------
 # argument checks
 # ---------------------------------------------------------------------------
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_real(name, value, *, minimum, strict=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    too_small = value <= minimum if strict else value < minimum
-    if not math.isfinite(value) or too_small:
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be finite and {relation} {minimum}, got {value!r}")
-    return value
 
 
 def _check_callable(name, value, optional):
@@ -185,9 +166,9 @@ def geometric_grid(max_iters, start=5, ratio=1.3):
     >>> geometric_grid(30)
     (5, 7, 9, 11, 15, 19, 25)
     """
-    max_iters = _check_int("max_iters", max_iters, 0)
-    start = _check_real("start", start, minimum=1.0)
-    ratio = _check_real("ratio", ratio, minimum=1.0, strict=True)
+    max_iters = _checks.nonnegative_int("max_iters", max_iters)
+    start = _checks.real("start", start, low=1.0)
+    ratio = _checks.real("ratio", ratio, low=1.0, low_open=True)
     log_ratio = math.log(ratio)
     points = []
     j = 0
@@ -344,11 +325,11 @@ def cg(
     _check_callable("callback", callback, optional=True)
     b = _as_vector("b", b)
     n = b.shape[0]
-    max_iters = _check_int("max_iters", max_iters, 1)
-    min_window = _check_int("min_window", min_window, 1)
-    tol = _check_real("tol", tol, minimum=0.0)
-    rtol = _check_real("rtol", rtol, minimum=0.0)
-    window_fraction = _check_real("window_fraction", window_fraction, minimum=0.0)
+    max_iters = _checks.positive_int("max_iters", max_iters)
+    min_window = _checks.positive_int("min_window", min_window)
+    tol = _checks.real("tol", tol, low=0.0)
+    rtol = _checks.real("rtol", rtol, low=0.0)
+    window_fraction = _checks.real("window_fraction", window_fraction, low=0.0)
     grid = geometric_grid(max_iters, start=grid_start, ratio=grid_ratio)
     grid_set = frozenset(grid)
     if x0 is None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
-import math
 import textwrap
 import time
 
@@ -32,11 +31,11 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.basic import Constant, Variable
+from pytensor.graph.basic import Variable
 
 from .. import _checks, _compile
 from .._loop import Run, Trainer, log, monitor_pairs
-from ..curvature import check_inputs_used
+from ..graph import check_connected, check_inputs_used, find_inputs_and_params, is_trainable
 from ..checkpoint import rng_from_state, rng_state, set_rng_state
 from ..dataset import Dataset, as_dataset
 from ..reduce import Batch, ExampleMean
@@ -70,57 +69,6 @@ class _Unmoved:
 def _key(value):
     """Hashable stand-in for a hyperparameter value (symbolic ones by identity)."""
     return ("var", id(value)) if isinstance(value, Variable) else value
-
-
-# --------------------------------------------------------------------------- graph
-
-
-def _is_trainable(v):
-    return isinstance(v, SharedVariable) and getattr(v.type, "dtype", "").startswith("float")
-
-
-def _roots(outputs):
-    """Root variables of a graph, in order of first appearance in a left-to-right depth-first walk."""
-    seen, roots = set(), []
-    stack = list(reversed(outputs))
-    while stack:  # each variable is expanded once: bounded by the graph's size
-        v = stack.pop()
-        if id(v) in seen:
-            continue
-        seen.add(id(v))
-        if v.owner is None:
-            roots.append(v)
-        else:
-            stack.extend(reversed(v.owner.inputs))
-    return roots
-
-
-def find_inputs_and_params(loss, extra=(), exclude=()):
-    """Free inputs and trainable shared variables of a graph, in a deterministic order.
-
-    Parameters
-    ----------
-    loss : Variable
-    extra : sequence of Variable
-        More outputs whose free inputs count as graph inputs (the monitors).
-    exclude : collection of SharedVariable
-        Shared variables never treated as parameters (targets of ``updates``).
-
-    Returns
-    -------
-    inputs : list
-        Root variables of ``loss`` and ``extra`` that are neither shared nor
-        constant, sorted by name (unnamed ones first, in traversal order).
-    params : list
-        Floating-point shared variables of ``loss`` in order of first appearance
-        in a depth-first walk from the loss that visits each operation's inputs
-        left to right (``x @ W + b`` gives ``[W, b]``).
-    """
-    exclude = set(exclude)
-    params = [v for v in _roots([loss]) if _is_trainable(v) and v not in exclude]
-    roots = [v for v in _roots([loss, *extra]) if not isinstance(v, (SharedVariable, Constant))]
-    inputs = sorted(roots, key=lambda v: v.name or "")  # stable: ties keep traversal order
-    return inputs, params
 
 
 # --------------------------------------------------------------------------- optimizer
@@ -237,7 +185,7 @@ class Optimizer(Trainer):
         if not self.params:
             raise ValueError(f"{owner}: no parameters: the loss has no floating-point shared variables")
         for i, p in enumerate(self.params):
-            if not _is_trainable(p):
+            if not is_trainable(p):
                 raise TypeError(f"{owner}: params[{i}] must be a floating-point shared variable, got {p!r}")
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{owner}: params lists a variable twice")
@@ -247,10 +195,8 @@ class Optimizer(Trainer):
                 self.inputs, [loss] + [e for _, e in self.monitors] + [u[1] for u in self.user_updates], owner
             )
         self.monitor_gradients = bool(monitor_gradients)
-        try:
-            self._grads = pytensor.grad(loss, self.params)
-        except pytensor.gradient.DisconnectedInputError as err:
-            raise ValueError(f"{owner}: the loss does not depend on one of the params: {err}") from err
+        check_connected(loss, self.params, "the loss", owner=owner)
+        self._grads = pytensor.grad(loss, self.params)
         self.monitor_names = ["loss"] + [n for n, _ in self.monitors]
         self._monitor_exprs = [loss] + [e for _, e in self.monitors]
         if self.monitor_gradients:
