@@ -10,8 +10,9 @@ class CallableDataset(Dataset):
     Parameters are those of :class:`~hf.dataset.Dataset` with ``inputs`` a
     callable taking no argument that returns one batch as a list or tuple of
     arrays; ``batch_size`` is kept but not used, and ``iteration_size``
-    defaults to 1.  ``n_examples`` and ``n_batches`` are None.  In messages,
-    states and ``repr`` it is a ``'Dataset'``.
+    defaults to ``len(inputs)`` when the callable has a length, else 100
+    (downhill's defaults). ``n_examples`` and ``n_batches`` are None. In
+    messages, states and ``repr`` it is a ``'Dataset'``.
     """
 
     _kind = "Dataset"
@@ -25,7 +26,7 @@ class CallableDataset(Dataset):
         self._callable = inputs
         self._expected = None
         self._last_axes = None
-        self._set_iteration_size(iteration_size, 1)
+        self._set_iteration_size(iteration_size, _default_calls(inputs))
 
     @property
     def batch_axes(self):
@@ -110,3 +111,13 @@ class CallableDataset(Dataset):
 
     def _repr_fields(self):
         return dict(super()._repr_fields(), callable=self._callable)
+
+
+def _default_calls(function):
+    """Batches per pass of a callable without ``iteration_size``: ``len(function)`` when it
+    has a length, else 100 (downhill's defaults)."""
+    try:
+        n = len(function)
+    except (TypeError, AttributeError):
+        return 100
+    return n if isinstance(n, int) and n > 0 else 100

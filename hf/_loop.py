@@ -150,7 +150,7 @@ class _Settings:
     callback: Any
     checkpoint: Optional[str]
     checkpoint_every: int
-    progress: Optional[bool]
+    progress: Any
 
 
 #: The loop's own keywords of ``iterate``/``train`` (defaults that are None come
@@ -163,6 +163,8 @@ class Trainer:
     """Base class of both optimizers: the training loop (see the module docstring)."""
 
     _loop_defaults = {"max_updates": 1000, "patience": 10, "validate_every": 1}
+    #: How progress shows by default: a tqdm bar on a terminal ('bar') or printed lines ('lines').
+    _progress_style = "bar"
 
     def _init_loop(self):
         self.updates = 0  # all updates this optimizer has made (history, logs)
@@ -316,9 +318,12 @@ class Trainer:
             checked for writing before the first update.
         checkpoint_every : int
             Default 1.
-        progress : bool or None
-            A progress bar on standard error (tqdm); None (default) shows it when
-            standard error is a terminal.
+        progress : None, bool, 'bar' or 'lines'
+            ``'bar'``: a tqdm progress bar on standard error; ``'lines'``: one line
+            per update (and per validation) on standard output, the way downhill
+            reports; False: nothing. None (default) is the optimizer's own choice:
+            HF shows the bar when standard error is a terminal, the first-order
+            optimizers print lines. True is the optimizer's style, always on.
 
         Returns
         -------
@@ -349,8 +354,10 @@ class Trainer:
         d = self._loop_defaults
         get = lambda k, default=None: loop.get(k, d.get(k, default))  # noqa: E731
         progress = get("progress")
-        if progress is not None:
-            progress = _checks.boolean("progress", progress, owner)
+        if progress is None or progress is True:
+            progress = self._progress_style if progress else (None if self._progress_style == "bar" else "lines")
+        elif progress not in (False, "bar", "lines"):
+            raise ValueError(f"{owner}: progress must be None, True, False, 'bar' or 'lines', got {progress!r}")
         callback = get("callback")
         if callback is not None and not callable(callback):
             raise TypeError(f"{owner}: callback must be callable or None, got {callback!r}")
@@ -373,7 +380,15 @@ class Trainer:
         return settings, options
 
     def _open(self, settings, run):
-        """Start the call: resume from an existing checkpoint, or start fresh."""
+        """Start the call: resume from an existing checkpoint, or start fresh.
+
+        The call's loop settings become attributes (``max_updates``, ``patience``,
+        ``validate_every``, ``min_improvement``), as downhill users read them.
+        """
+        self.max_updates = settings.max_updates
+        self.patience = settings.patience
+        self.validate_every = settings.validate_every
+        self.min_improvement = settings.min_improvement
         if settings.checkpoint is not None:
             from . import checkpoint as ckpt
 
@@ -393,10 +408,14 @@ class Trainer:
 
     def _loop(self, run, s, restore_best):
         """The generator behind :meth:`iterate` and :meth:`train`; its end is the one end path."""
-        bar = _progress_bar(s.progress, s.max_updates, self.call_updates, type(self).__name__)
+        bar = None
+        if s.progress in (None, "bar"):
+            bar = _progress_bar(s.progress, s.max_updates, self.call_updates, type(self).__name__)
+        self._print_lines = s.progress == "lines"
         try:
             if run.valid is not None and self.call_updates == 0 and not self._last_valid:
                 self._validate(self.evaluate(run.valid), s.min_improvement)
+                self._log_validation()
             while True:
                 if s.max_updates is not None and self.call_updates >= s.max_updates:
                     break
@@ -409,6 +428,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(_postfix(metrics, valid_metrics), refresh=False)
+                if self._print_lines:
+                    print(_line(type(self).__name__, metrics), flush=True)
                 if s.callback is not None:
                     s.callback(metrics, valid_metrics)
                 yield metrics, valid_metrics
@@ -453,9 +474,15 @@ class Trainer:
         self._validate(vm, min_improvement)
         for k, v in self._last_valid.items():
             metrics[f"valid_{k}"] = v
+        self._log_validation()
+
+    def _log_validation(self):
+        improved = " *" if self.bad_validations == 0 else ""
         log.info("validation after update %d: %s%s", self.updates,
-                 " ".join(f"{k} {v:.6g}" for k, v in self._last_valid.items()),
-                 " *" if self.bad_validations == 0 else "")
+                 " ".join(f"{k} {v:.6g}" for k, v in self._last_valid.items()), improved)
+        if getattr(self, "_print_lines", False):
+            print(f"validation after update {self.updates}: "
+                  + _line("", self._last_valid).strip() + improved, flush=True)
 
     def _train_validation(self, metrics):
         """Without validation data: the training loss after the update (``new_loss``
@@ -553,13 +580,19 @@ class Trainer:
 
 
 def _progress_bar(progress, total, initial, label):
-    """A tqdm bar on standard error, or None when switched off (None: only on a terminal)."""
-    if progress is False:
-        return None
+    """A tqdm bar on standard error (``progress`` None: only on a terminal; 'bar': always)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=label, unit="update", disable=None if progress is None else False,
                 leave=True, dynamic_ncols=True)
+
+
+def _line(label, metrics):
+    """One progress line: ``label key=value ...`` with six decimals, as downhill prints."""
+    fields = " ".join(f"{k}={v:.6f}" for k, v in metrics.items()
+                      if k not in ("update", "seconds") and isinstance(v, (int, float)) and not isinstance(v, bool))
+    number = f" {metrics['update']}" if "update" in metrics else ""
+    return f"{label}{number} {fields}"
 
 
 def _postfix(metrics, valid):

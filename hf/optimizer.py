@@ -327,7 +327,9 @@ class HFOptimizer(Trainer):
             if not data:
                 raise ValueError(f"{name} must hold one array per graph input, got an empty list")
             # Arrays given directly form one full batch: full-batch HF.
-            ds = _ds.as_dataset(data, name, batch_size=max(len(data[0]), 1), rng=0)
+            first = data[0]
+            n = first.shape[0] if getattr(first, "ndim", None) else len(first)  # sparse matrices have no len()
+            ds = _ds.as_dataset(data, name, batch_size=max(int(n), 1), rng=0)
         else:
             raise TypeError(
                 f"{name} must be an hf.Dataset, a list of arrays (one per graph input) or a callable, "

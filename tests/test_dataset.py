@@ -135,10 +135,20 @@ def test_callable_input():
         return [rng.standard_normal((8, 2)), np.zeros(8, dtype=np.int64)]
 
     ds = Dataset(batch, name="gen")
-    assert ds.n_examples is None and ds.n_batches is None and ds.iteration_size == 1
+    # downhill's default pass: 100 calls for a callable without a length.
+    assert ds.n_examples is None and ds.n_batches is None and ds.iteration_size == 100
     assert ds.batch_axes is None
-    assert len(list(ds.iterate())) == 1 and len(calls) == 1
+    assert len(list(ds.iterate())) == 100 and len(calls) == 100
     assert ds.batch_axes == [0, 0]
+
+    class Sized:  # a callable with a length: that many calls per pass
+        def __call__(self):
+            return batch()
+
+        def __len__(self):
+            return 3
+
+    assert Dataset(Sized()).iteration_size == 3
     ds = Dataset(batch, iteration_size=3)
     batches = list(ds.iterate())
     assert len(batches) == 3 and batches[0][0].shape == (8, 2)

@@ -75,10 +75,10 @@ def np_grads(W, b, x, y):
     return [x.T @ r, r.sum(0)]
 
 
-def np_hv(vW, vb, x):
-    """Hessian of the loss times (vW, vb): the loss is quadratic, H v = ∂g/∂θ · v."""
-    q = (x @ vW + vb) / len(x)
-    return [x.T @ q, q.sum(0)]
+def np_hv_blocks(vW, vb, x):
+    """Each parameter's own Hessian block times its v (what ESGD uses, as downhill):
+    H_WW vW = xᵀ x vW / N and H_bb vb = vb for this quadratic loss."""
+    return [x.T @ (x @ vW) / len(x), vb.copy()]
 
 
 def gamma(halflife):
@@ -86,7 +86,7 @@ def gamma(halflife):
 
 
 class Reference:
-    """Every algorithm's update equations, in numpy, from the papers/ALGORITHM.md.
+    """Every algorithm's update equations, in numpy, as downhill 0.4.0 documents and computes them.
 
     It reads only the hyperparameters the algorithm documents; any other in
     ``hp`` must have no effect.
@@ -135,13 +135,16 @@ class Reference:
             c = gamma(hp.get("rms_halflife", 14))
             s["D", i] = c * s["D", i] + (1 - c) * hv * hv
             return lr * g / (np.sqrt(s["D", i]) + eps)
-        if a == "adam":
+        if a == "adam":  # t counts the steps before this one (self.t includes it)
             b1, b2 = gamma(hp.get("beta1_halflife", 7)), gamma(hp.get("beta2_halflife", 69))
             b1t = b1 * hp.get("beta1_decay", 1 - 1e-6) ** (self.t - 1)
             s["m", i] = b1t * s["m", i] + (1 - b1t) * g
             s["v", i] = b2 * s["v", i] + (1 - b2) * g * g
-            rate = lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
-            return rate * s["m", i] / (np.sqrt(s["v", i]) + eps)
+            if hp.get("kingma_ba", False):  # Kingma & Ba's Algorithm 1 bias terms
+                m_hat, v_hat = s["m", i] / (1 - b1**self.t), s["v", i] / (1 - b2**self.t)
+            else:  # downhill's: the decayed β₁,ₜ and the constant (1 − β₂)
+                m_hat, v_hat = s["m", i] / (1 - b1t), s["v", i] / (1 - b2)
+            return lr * m_hat / (np.sqrt(v_hat) + eps)
         if a == "rprop":  # iRprop−
             up, down = hp.get("rprop_increase", 1.01), hp.get("rprop_decrease", 0.99)
             lo, hi = hp.get("rprop_min_step", 0), hp.get("rprop_max_step", 100)
@@ -161,7 +164,7 @@ class Reference:
         hvs = [None, None]
         if self.algo == "esgd":
             vs = [self.gen.normal(size=p.shape) for p in params]
-            hvs = np_hv(*vs, x)
+            hvs = np_hv_blocks(*vs, x)
         mu = self.hp.get("momentum", 0)
         out = []
         for i, (p, g, hv) in enumerate(zip(params, grads, hvs)):
@@ -186,12 +189,13 @@ USES = {
     "rmsprop": SHARED | {"rms_halflife", "rms_regularizer"},
     "adadelta": SHARED - {"learning_rate"} | {"rms_halflife", "rms_regularizer"},
     "esgd": SHARED | {"rms_halflife", "rms_regularizer"},
-    "adam": SHARED | {"beta1_halflife", "beta2_halflife", "beta1_decay", "rms_regularizer"},
+    "adam": SHARED | {"beta1_halflife", "beta2_halflife", "beta1_decay", "rms_regularizer", "kingma_ba"},
 }
 # Valid, far-from-default values given to every algorithm that does not use them:
 # accepted, and without effect (the reference ignores them).
 FOREIGN = dict(learning_rate=7.0, rms_halflife=1.5, rms_regularizer=0.5, beta1_halflife=1.2, beta2_halflife=2.5,
-               beta1_decay=0.3, rprop_increase=3.0, rprop_decrease=0.1, rprop_min_step=2.0, rprop_max_step=5.0)
+               beta1_decay=0.3, rprop_increase=3.0, rprop_decrease=0.1, rprop_min_step=2.0, rprop_max_step=5.0,
+               kingma_ba=True)
 
 ALGO_HP = {
     "sgd": dict(learning_rate=0.1),
@@ -212,7 +216,8 @@ VARIANTS = {
     "elem": dict(max_gradient_elem=0.05),
 }
 # NAG takes Nesterov steps whatever ``nesterov`` says.
-EXTRA_VARIANTS = {"nag": {"nesterov_false": dict(momentum=0.5, nesterov=False)}}
+EXTRA_VARIANTS = {"nag": {"nesterov_false": dict(momentum=0.5, nesterov=False)},
+                  "adam": {"kingma_ba": dict(kingma_ba=True)}}
 CASES = {algo: {**VARIANTS, **EXTRA_VARIANTS.get(algo, {})} for algo in ALGOS}
 STEPS, BATCH, EPOCH = 6, 4, 3  # two epochs of three mini-batches of 4 of the N = 13 examples
 
@@ -314,24 +319,34 @@ def test_nag_is_sgd_with_nesterov(model):
 
 def test_iterate_epochs_follow_the_reference():
     """iterate(): the step function it compiles, each epoch's loss (the mean over
-    its examples, each taken before its step) and accumulators that persist
-    from one call to the next. (Parameters are read as each epoch is yielded: at
-    the end of a call the best ones are put back.)"""
+    its examples, each taken before its step), and accumulators (Adam's moments and
+    step count, the momentum velocity) that start afresh with each call, as in
+    downhill. Validating the training data (no valid= given) never moves their
+    cursor, so the training batches are the dataset's own sequence."""
     m = Model()
     hp = dict(learning_rate=0.05, beta1_halflife=3, beta2_halflife=10, beta1_decay=0.9, momentum=0.5, nesterov=True)
     opt = downhill.build("adam", m.loss, params=[m.W, m.b], inputs=[m.x, m.y])
     x, y = make_data()
     train = Dataset([x, y], batch_size=BATCH, iteration_size=EPOCH, rng=7)
-    history, seen = [], []
-    for max_updates in (2, 1):  # the second call continues: 3 epochs in all
+    history, seen, after_call = [], [], []
+    for max_updates in (2, 1):  # two calls: 3 epochs in all
         for train_monitors, _ in opt.iterate(train, max_updates=max_updates, validate_every=100, **hp):
             history.append(train_monitors)
             seen.append(m.values())
+        after_call.append(m.values())
     assert [h["update"] for h in history] == [1, 2, 3]
+    for got, w in zip(after_call[0], seen[1]):  # the call's last epoch was its best: kept
+        np.testing.assert_array_equal(got, w)
 
     ref_ds = Dataset([x, y], batch_size=BATCH, iteration_size=EPOCH, rng=7)
     batches = [ref_ds.next_batch() for _ in range(3 * EPOCH)]
-    _, want = reference_run("adam", hp, batches)
+    _, first = reference_run("adam", hp, batches[:2 * EPOCH])
+    ref, params, second = Reference("adam", hp), [w.copy() for w in first[-1][1]], []
+    for bx, by in batches[2 * EPOCH:]:  # a fresh Reference: fresh moments, step count, velocity
+        loss = np_loss(*params, bx, by)
+        params = ref.step(params, bx, by)
+        second.append((loss, params))
+    want = first + second
     for epoch in range(3):
         rows = want[epoch * EPOCH:(epoch + 1) * EPOCH]
         sizes = [len(bx) for bx, _ in batches[epoch * EPOCH:(epoch + 1) * EPOCH]]
@@ -339,6 +354,9 @@ def test_iterate_epochs_follow_the_reference():
         assert history[epoch]["loss"] == pytest.approx(mean, abs=1e-12)
         for got, w in zip(seen[epoch], rows[-1][1]):
             np.testing.assert_allclose(got, w, rtol=0, atol=1e-12)
+    # With accumulators carried over, the third epoch would have gone elsewhere.
+    _, carried = reference_run("adam", hp, batches)
+    assert np.abs(carried[-1][1][0] - want[-1][1][0]).max() > 1e-6
 
 
 # --------------------------------------------------------------------------- downhill usage
@@ -532,7 +550,7 @@ def test_best_params_without_validation_data(sgd_opt, diverging):
 DEFAULTS = dict(learning_rate=1e-4, momentum=0, nesterov=False, patience=5, validate_every=10, min_improvement=0,
                 max_gradient_norm=0, max_gradient_elem=0, rms_halflife=14, rms_regularizer=1e-8,
                 beta1_halflife=7, beta2_halflife=69, beta1_decay=1 - 1e-6, rprop_increase=1.01,
-                rprop_decrease=0.99, rprop_min_step=0, rprop_max_step=100)
+                rprop_decrease=0.99, rprop_min_step=0, rprop_max_step=100, kingma_ba=False)
 
 
 def test_defaults_table():
@@ -580,17 +598,30 @@ def test_misspelt_keyword_raises(sgd_opt, call):
 
 
 @pytest.mark.parametrize("name,value", [
-    ("learning_rate", 0), ("learning_rate", -1.0), ("learning_rate", float("nan")), ("learning_rate", pt.vector()),
-    ("momentum", 1.0), ("momentum", -0.1), ("max_gradient_norm", -1),
-    ("max_gradient_elem", float("inf")), ("rms_halflife", 0), ("rms_regularizer", -1e-8),
-    ("beta1_halflife", -7), ("beta2_halflife", 0), ("beta1_decay", 1.5), ("beta1_decay", 0),
-    ("rprop_increase", 0.9), ("rprop_decrease", 1.1), ("rprop_min_step", -1), ("rprop_max_step", 0),
+    ("learning_rate", float("nan")), ("learning_rate", pt.vector()), ("max_gradient_elem", float("inf")),
+    ("rms_halflife", 0), ("beta1_halflife", -7), ("beta2_halflife", 0),
 ])
-def test_bad_hyperparameter_raises(sgd_opt, name, value):
+def test_hyperparameter_that_cannot_be_used_raises(sgd_opt, name, value):
     # SGD does not use most of them: every hyperparameter is checked all the same.
     _, opt = sgd_opt
     with pytest.raises(ValueError, match=name):
         opt.get_updates(**{name: value})
+
+
+@pytest.mark.parametrize("name,value", [
+    ("learning_rate", 0), ("learning_rate", -1.0), ("momentum", 1.0), ("momentum", -0.1),
+    ("max_gradient_norm", -1), ("rms_regularizer", -1e-8), ("beta1_decay", 1.5), ("beta1_decay", 0),
+    ("rprop_increase", 0.9), ("rprop_decrease", 1.1), ("rprop_min_step", -1), ("rprop_max_step", 0),
+])
+def test_hyperparameter_outside_its_range_warns_and_is_used(name, value):
+    """downhill accepts these; so does hf, with a warning that names the value and the range."""
+    m = Model()
+    algo = {"rprop_increase": "rprop", "rprop_decrease": "rprop", "rprop_min_step": "rprop",
+            "rprop_max_step": "rprop", "beta1_decay": "adam", "rms_regularizer": "adagrad"}.get(name, "sgd")
+    opt = downhill.build(algo, m.loss, params=[m.W, m.b], inputs=[m.x, m.y])
+    with pytest.warns(hyperparameters.HyperparameterWarning, match=rf"{name} = {value!r} is outside"):
+        list(opt.get_updates(**{name: value}))
+    assert getattr(opt, name) == value  # used as given
 
 
 @pytest.mark.parametrize("name,value", [
@@ -614,7 +645,7 @@ def test_unused_hyperparameters_leave_the_compiled_step_alone(model):
 
 def test_rprop_bounds_checked(model):
     opt = downhill.build("rprop", model.loss, params=[model.W, model.b])
-    with pytest.raises(ValueError, match="rprop_min_step"):
+    with pytest.warns(hyperparameters.HyperparameterWarning, match="rprop_min_step.*exceeds rprop_max_step"):
         opt.get_updates(rprop_min_step=2, rprop_max_step=1)
 
 
@@ -784,7 +815,7 @@ def test_monitor_validation(model):
         downhill.build("sgd", model.loss, monitors=[("r", model.x)])
     with pytest.raises(TypeError, match="pair"):
         downhill.build("sgd", model.loss, monitors=[model.err])
-    with pytest.raises(ValueError, match="does not depend"):
+    with pytest.raises(ValueError, match="'unused'.*not connected"):
         downhill.build("sgd", model.loss, params=[model.W, pytensor.shared(np.zeros(2), name="unused")])
 
 

@@ -25,9 +25,12 @@ References
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
-from pytensor.gradient import pushforward
+from pytensor.gradient import pullback, pushforward
 
 from . import hyperparameters as hp
 from .base import Optimizer
@@ -82,7 +85,9 @@ class RProp(Optimizer):
     def _check_hyperparameters(cls, hyper, owner):
         lo, hi = hyper["rprop_min_step"], hyper["rprop_max_step"]
         if lo > hi:
-            raise ValueError(f"{owner}: rprop_min_step ({lo!r}) must not exceed rprop_max_step ({hi!r})")
+            warnings.warn(f"{owner}: rprop_min_step ({lo!r}) exceeds rprop_max_step ({hi!r}) (accepted: "
+                          "every step size is then clipped to rprop_max_step)", hp.HyperparameterWarning,
+                          stacklevel=4)
 
     def _get_updates_for(self, param, grad):
         lr = self.learning_rate
@@ -175,16 +180,17 @@ class ADADELTA(RMSProp):
 
 
 class ESGD(RMSProp):
-    """Equilibrated SGD [Daup15]_.
+    """Equilibrated SGD [Daup15]_, as downhill computes it.
 
-    Each step draws :math:`v \\sim \\mathcal N(0, I)` over all parameters and
-    forms the Hessian-vector product :math:`Hv` of the mini-batch loss (the
-    forward-mode derivative of the gradient along ``v``,
-    :func:`pytensor.gradient.pushforward`). The equilibration preconditioner
-    :math:`D \\approx \\operatorname{diag}(H^2)` is an EWMA of :math:`(Hv)^2`:
+    Each step draws :math:`v \\sim \\mathcal N(0, I)` shaped like each parameter
+    :math:`p` and forms :math:`H_{pp} v`, the product of the mini-batch loss's
+    Hessian block of :math:`p` with :math:`v` (the derivative of :math:`p`'s
+    gradient with respect to :math:`p` alone along :math:`v`). The equilibration
+    preconditioner :math:`D \\approx \\operatorname{diag}(H^2)` is an EWMA of
+    :math:`(H_{pp} v)^2`:
 
     .. math::
-        D_t = \\gamma D_{t-1} + (1-\\gamma) (Hv)^2, \\quad
+        D_t = \\gamma D_{t-1} + (1-\\gamma) (H_{pp} v)^2, \\quad
         \\Delta = \\eta\\, g / (\\sqrt{D_t} + \\epsilon)
 
     with γ from ``rms_halflife`` and ε = ``rms_regularizer``. [Daup15]_
@@ -194,6 +200,12 @@ class ESGD(RMSProp):
     ----------
     loss, params, inputs, updates, monitors, monitor_gradients
         As for :class:`~hf.first_order.base.Optimizer`.
+    hv_method : {'rop', 'lop', 'grad'}
+        How :math:`H_{pp} v` is built: ``'rop'`` (default) the forward-mode
+        derivative of the gradient (:func:`pytensor.gradient.pushforward`),
+        ``'lop'`` the reverse-mode one (:func:`pytensor.gradient.pullback`; the
+        block is symmetric, so the value is the same), ``'grad'`` the gradient of
+        :math:`g^\\top v`. All three give the same numbers; they differ in the graph.
     rng : None, int or numpy.random.Generator, optional
         Source of ``v``: a seed (default 0, so that runs are reproducible) or a
         Generator, used as is.
@@ -206,19 +218,32 @@ class ESGD(RMSProp):
     draws the same vectors as an uninterrupted one.
     """
 
-    def __init__(self, loss, params=None, inputs=None, updates=(), monitors=(), monitor_gradients=False, rng=None):
+    HV_METHODS = ("rop", "lop", "grad")
+
+    def __init__(self, loss, params=None, inputs=None, updates=(), monitors=(), monitor_gradients=False,
+                 hv_method="rop", rng=None):
+        if not isinstance(hv_method, str):
+            raise TypeError(f"ESGD: hv_method must be one of {self.HV_METHODS}, got {hv_method!r}")
+        if hv_method.lower() not in self.HV_METHODS:
+            raise ValueError(f"ESGD: hv_method must be one of {self.HV_METHODS}, got {hv_method!r}")
+        self.hv_method = hv_method.lower()
         super().__init__(loss, params=params, inputs=inputs, updates=updates, monitors=monitors,
                          monitor_gradients=monitor_gradients)
         self._random_generator(rng)
 
+    def _hessian_block_product(self, grad, param, v):
+        if self.hv_method == "rop":
+            return pushforward(grad, param, v, disconnected_outputs="ignore")
+        if self.hv_method == "lop":
+            return pullback(grad, param, v, disconnected_inputs="ignore")
+        return pytensor.grad((grad * v).sum(), param, disconnected_inputs="ignore")
+
     def _begin(self):
         rng = self._random
-        vs = []
-        for param in self.params:
+        self._hv = {}
+        for param, grad in zip(self.params, self._grads):
             rng, v = pt.random.normal(0.0, 1.0, size=param.shape, rng=rng, dtype=param.dtype, return_next_rng=True)
-            vs.append(v)
-        hv = pushforward(self._grads, self.params, vs)
-        self._hv = {id(p): h for p, h in zip(self.params, hv)}
+            self._hv[id(param)] = self._hessian_block_product(grad, param, v)
         yield self._random, rng
 
     def _get_updates_for(self, param, grad):
@@ -231,24 +256,26 @@ class ESGD(RMSProp):
 
 
 class Adam(Optimizer):
-    """Adam, [King15]_ Algorithm 1 with the decaying first-moment weight.
+    """Adam as downhill documents and computes it [King15]_.
 
-    With step number :math:`t = 1, 2, \\dots`:
+    With :math:`t = 0, 1, 2, \\dots` the number of steps taken before this one:
 
     .. math::
-        \\beta_{1,t} = \\beta_1 \\lambda^{t-1}, \\quad
+        \\beta_{1,t} = \\beta_1 \\lambda^{t}, \\quad
         m_t = \\beta_{1,t} m_{t-1} + (1-\\beta_{1,t}) g, \\quad
         v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g^2,
 
-        \\Delta = \\eta \\frac{\\sqrt{1-\\beta_2^t}}{1-\\beta_1^t}
-        \\frac{m_t}{\\sqrt{v_t} + \\epsilon}
+        \\Delta = \\eta \\, \\frac{m_t / (1-\\beta_{1,t})}{\\sqrt{v_t / (1-\\beta_2)} + \\epsilon}
 
     with β₁, β₂ from ``beta1_halflife``, ``beta2_halflife``, λ = ``beta1_decay``
-    and ε = ``rms_regularizer``. The step counter is one int64 shared by all
-    parameters; the scalar factors are computed in float64.
+    and ε = ``rms_regularizer``. These bias terms are downhill's, not those of
+    [King15]_'s Algorithm 1; ``kingma_ba=True`` uses the latter,
+    :math:`\\Delta = \\eta\\, (m_t / (1-\\beta_1^{t+1})) / (\\sqrt{v_t / (1-\\beta_2^{t+1})} + \\epsilon)`.
+    The step counter is one int64 shared by all parameters; the scalar factors
+    are computed in float64.
     """
 
-    hyperparameters = (hp.BETA1_HALFLIFE, hp.BETA2_HALFLIFE, hp.BETA1_DECAY, hp.RMS_REGULARIZER)
+    hyperparameters = (hp.BETA1_HALFLIFE, hp.BETA2_HALFLIFE, hp.BETA1_DECAY, hp.RMS_REGULARIZER, hp.KINGMA_BA)
 
     def _prepare(self, **hyper):
         super()._prepare(**hyper)
@@ -257,10 +284,15 @@ class Adam(Optimizer):
 
     def _begin(self):
         t_tm1 = self._global_slot("step", np.int64(0))
-        t = pt.cast(t_tm1 + 1, "float64")
+        t = pt.cast(t_tm1, "float64")  # steps before this one
         one, beta1, beta2, decay = (pt.constant(np.float64(x)) for x in (1.0, self.beta1, self.beta2, self.beta1_decay))
-        self._beta1_t = beta1 * decay ** (t - one)
-        self._correction = pt.sqrt(one - beta2**t) / (one - beta1**t)
+        self._beta1_t = beta1 * decay**t
+        if self.kingma_ba:
+            self._m_scale = one / (one - beta1 ** (t + one))
+            self._v_scale = one / (one - beta2 ** (t + one))
+        else:
+            self._m_scale = one / (one - self._beta1_t)
+            self._v_scale = one / (one - beta2)
         yield t_tm1, t_tm1 + 1
 
     def _get_updates_for(self, param, grad):
@@ -271,7 +303,8 @@ class Adam(Optimizer):
         v_tm1 = self._slot(param, "v")
         m_t = beta1_t * m_tm1 + (one - beta1_t) * grad
         v_t = beta2 * v_tm1 + (one - beta2) * grad * grad
-        rate = self._as(self.learning_rate, param) * pt.cast(self._correction, param.dtype)
+        m_hat = m_t * pt.cast(self._m_scale, param.dtype)
+        v_hat = v_t * pt.cast(self._v_scale, param.dtype)
         yield m_tm1, m_t
         yield v_tm1, v_t
-        yield param, rate * m_t / (pt.sqrt(v_t) + self._as(self.rms_regularizer, param))
+        yield param, self._as(self.learning_rate, param) * m_hat / (pt.sqrt(v_hat) + self._as(self.rms_regularizer, param))

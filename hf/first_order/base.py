@@ -38,7 +38,7 @@ from .._loop import Run, Trainer, log, monitor_pairs
 from ..graph import check_connected, check_inputs_used, find_inputs_and_params, is_trainable
 from ..checkpoint import rng_from_state, rng_state, set_rng_state
 from ..dataset import Dataset, as_dataset
-from ..reduce import Batch, ExampleMean
+from ..reduce import Batch, ExampleMean, as_batch
 from . import hyperparameters as hp
 from .hyperparameters import HYPERPARAMETERS, halflife_to_decay  # noqa: F401  (halflife_to_decay: old home)
 
@@ -57,6 +57,35 @@ LOOP_KEYWORDS = collections.OrderedDict(
 
 # Evaluating "no data" (a graph without inputs) is one call of the compiled function.
 _NO_DATA = object()
+
+
+#: The Dataset keywords downhill users pass to iterate(), minimize() and get_updates().
+DATASET_KEYWORDS = ("batch_size", "iteration_size", "axis", "rng")
+
+
+def _is_batch_list(data):
+    """downhill's list of batches, ``[[x1, y1], [x2, y2]]``: a list whose items are lists of arrays."""
+    return (isinstance(data, (list, tuple)) and len(data) > 0
+            and all(isinstance(b, (list, tuple)) for b in data))
+
+
+class _BatchList:
+    """A fixed list of batches, each epoch going through all of them in order (downhill's
+    ``iterate(train=[[y]])``). It has no cursor, so a resumed run is exact without one."""
+
+    def __init__(self, data, name, inputs):
+        self.name = name
+        self.batches = []
+        for i, batch in enumerate(data):
+            arrays = [np.asarray(a) if not hasattr(a, "shape") else a for a in batch]
+            if len(arrays) != len(inputs):
+                raise ValueError(f"{name}: batch {i} holds {len(arrays)} arrays, the graph has "
+                                 f"{len(inputs)} inputs ({', '.join(repr(v.name) for v in inputs)})")
+            for j, (a, v) in enumerate(zip(arrays, inputs)):
+                if a.ndim != v.ndim:
+                    raise ValueError(f"{name}: batch {i}, input {j} ({v.name!r}) expects ndim {v.ndim}, "
+                                     f"got {a.ndim}")
+            self.batches.append(as_batch(arrays, [0] * len(arrays), source=f"batch {i} of {name!r}"))
 
 
 class _Unmoved:
@@ -131,6 +160,7 @@ class Optimizer(Trainer):
     """
 
     _loop_defaults = {"max_updates": None, "patience": 5, "validate_every": 10}
+    _progress_style = "lines"
 
     _registry: dict = {}
     #: Declarations of the hyperparameters this class adds to those of its bases
@@ -199,9 +229,14 @@ class Optimizer(Trainer):
         self._grads = pytensor.grad(loss, self.params)
         self.monitor_names = ["loss"] + [n for n, _ in self.monitors]
         self._monitor_exprs = [loss] + [e for _, e in self.monitors]
-        if self.monitor_gradients:
-            for name, g in zip(self._param_names(), self._grads):
-                self.monitor_names.append(f"grad({name})")
+        if self.monitor_gradients:  # downhill's names: grad(<name>), unnamed ones counted
+            unnamed = 0
+            for p, g in zip(self.params, self._grads):
+                if p.name:
+                    label = p.name
+                else:
+                    label, unnamed = f"unnamed{unnamed}", unnamed + 1
+                self.monitor_names.append(f"grad({label})")
                 self._monitor_exprs.append((g * g).sum())
         self._slots = collections.OrderedDict()  # (owner, slot) -> shared variable
         self._slot_init = {}  # (owner, slot) -> initial value
@@ -357,8 +392,22 @@ class Optimizer(Trainer):
         ValueError
             For an invalid value.
         """
+        dataset_kw = {k: kwargs.pop(k) for k in DATASET_KEYWORDS if k in kwargs}
+        if dataset_kw:
+            log.info("%s.get_updates(): %s concern the data, which get_updates() does not see (ignored)",
+                     type(self).__name__, ", ".join(dataset_kw))
         hyper, _ = self._split_kwargs(kwargs, "get_updates")
-        return iter(self._updates_from(hyper))
+        updates = self._updates_from(hyper)
+        self._reset_accumulators()  # fresh accumulators for each set of updates, as in downhill
+        return iter(updates)
+
+    def _reset_accumulators(self):
+        for key, var in self._slots.items():
+            var.set_value(self._slot_init[key].copy())
+
+    def _begin_call(self):
+        """A new ``iterate`` call starts its accumulators afresh (downhill's behaviour)."""
+        self._reset_accumulators()
 
     def _updates_from(self, hyper):
         self._prepare(**hyper)
@@ -404,6 +453,13 @@ class Optimizer(Trainer):
 
     # ------------------------------------------------------------------ data
     def _dataset(self, data, name, **kwargs):
+        if isinstance(data, (Dataset, _BatchList)):
+            if kwargs:
+                log.info("%s: %s not applied: %s is already a Dataset or a list of batches",
+                         type(self).__name__, ", ".join(kwargs), name)
+            return data
+        if _is_batch_list(data):
+            return _BatchList(data, name, self.inputs)
         if data is None:
             if self.inputs:
                 names = ", ".join(repr(v.name) for v in self.inputs)
@@ -420,6 +476,9 @@ class Optimizer(Trainer):
     def _batches(self, ds):
         if ds is None:
             yield Batch((), ())
+            return
+        if isinstance(ds, _BatchList):
+            yield from ds.batches
             return
         for arrays in ds.iterate():
             yield Batch(tuple(arrays), tuple(ds.batch_axes))
@@ -448,6 +507,8 @@ class Optimizer(Trainer):
             ``'loss'``, the monitors, and ``grad(<param>)`` with ``monitor_gradients``.
             Batches are weighted by their number of examples.
         """
+        if isinstance(dataset, _Unmoved) and isinstance(dataset.dataset, _BatchList):
+            dataset = dataset.dataset
         if isinstance(dataset, _Unmoved):
             state = dataset.dataset.state_dict()
             try:
@@ -582,8 +643,12 @@ class Optimizer(Trainer):
         return super().iterate(train, valid, max_updates=max_updates, **kwargs)
 
     def _start(self, train, valid, **kwargs):
+        dataset_kw = {k: kwargs.pop(k) for k in DATASET_KEYWORDS if k in kwargs}
         hyper, _ = self._split_kwargs(kwargs, "iterate")
-        train_ds = self._dataset(train, "train")
+        train_ds = self._dataset(train, "train", **dataset_kw)
+        dataset_kw.pop("iteration_size", None)  # the number of training batches per epoch only
+        if valid is not None:
+            valid = self._dataset(valid, "valid", **dataset_kw)
         # Without validation data the training data are evaluated (downhill's rule),
         # from a copy of their cursor so that validating never changes the batches
         # that training sees.
@@ -607,7 +672,7 @@ class Optimizer(Trainer):
 # --------------------------------------------------------------------------- module API
 
 
-def build(algo, loss, params=None, inputs=None, updates=(), monitors=(), monitor_gradients=False):
+def build(algo, loss, params=None, inputs=None, updates=(), monitors=(), monitor_gradients=False, **kwargs):
     """Create the optimizer named ``algo`` (a class name, any case, e.g. ``'rmsprop'``).
 
     Parameters
@@ -616,6 +681,9 @@ def build(algo, loss, params=None, inputs=None, updates=(), monitors=(), monitor
         One of the registered algorithms (``sorted(Optimizer._registry)``).
     loss, params, inputs, updates, monitors, monitor_gradients
         As for :class:`Optimizer`.
+    **kwargs
+        Further arguments of the algorithm's constructor (``ESGD``'s ``hv_method``
+        and ``rng``).
 
     Returns
     -------
@@ -632,7 +700,7 @@ def build(algo, loss, params=None, inputs=None, updates=(), monitors=(), monitor
     if cls is None:
         raise ValueError(f"build: unknown algorithm {algo!r}; known: {', '.join(sorted(Optimizer._registry))}")
     return cls(loss, params=params, inputs=inputs, updates=updates, monitors=monitors,
-               monitor_gradients=monitor_gradients)
+               monitor_gradients=monitor_gradients, **kwargs)
 
 
 def minimize(
@@ -689,9 +757,17 @@ def minimize(
         loss = ((x.dot(w) - 1) ** 2).mean()
         downhill.minimize(loss, [np.ones((64, 3))], algo='adam', learning_rate=0.01, max_updates=5)
     """
-    train = as_dataset(train, name="train", batch_size=batch_size, iteration_size=train_batches)
-    if valid is not None:
-        valid = as_dataset(valid, name="valid", batch_size=batch_size, iteration_size=valid_batches)
+    data = {k: kwargs.pop(k) for k in ("axis", "rng") if k in kwargs}
+    if "iteration_size" in kwargs:  # downhill's Dataset keyword for the training batches per epoch
+        if train_batches is not None:
+            raise TypeError("minimize() got both train_batches and iteration_size")
+        train_batches = kwargs.pop("iteration_size")
+
+    def wrap(d, name, batches):
+        if d is None or isinstance(d, Dataset) or _is_batch_list(d):
+            return d
+        return as_dataset(d, name=name, batch_size=batch_size, iteration_size=batches, **data)
+
     opt = build(algo, loss, params=params, inputs=inputs, updates=updates, monitors=monitors,
                 monitor_gradients=monitor_gradients)
-    return opt.minimize(train, valid, **kwargs)
+    return opt.minimize(wrap(train, "train", train_batches), wrap(valid, "valid", valid_batches), **kwargs)

@@ -11,17 +11,22 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import warnings
 
 from pytensor.graph.basic import Variable
 
 from .. import _checks
 
 __all__ = [
-    "Hyperparameter", "ALL", "BY_NAME", "HYPERPARAMETERS", "halflife_to_decay",
+    "Hyperparameter", "HyperparameterWarning", "ALL", "BY_NAME", "HYPERPARAMETERS", "halflife_to_decay",
     "LEARNING_RATE", "MOMENTUM", "NESTEROV", "MAX_GRADIENT_NORM", "MAX_GRADIENT_ELEM",
     "RMS_HALFLIFE", "RMS_REGULARIZER", "BETA1_HALFLIFE", "BETA2_HALFLIFE", "BETA1_DECAY",
-    "RPROP_INCREASE", "RPROP_DECREASE", "RPROP_MIN_STEP", "RPROP_MAX_STEP",
+    "RPROP_INCREASE", "RPROP_DECREASE", "RPROP_MIN_STEP", "RPROP_MAX_STEP", "KINGMA_BA",
 ]
+
+
+class HyperparameterWarning(UserWarning):
+    """A hyperparameter outside its meaningful range (accepted, as downhill accepts it)."""
 
 
 def halflife_to_decay(halflife: float) -> float:
@@ -33,10 +38,13 @@ def halflife_to_decay(halflife: float) -> float:
 class Hyperparameter:
     """One keyword of the first-order algorithms.
 
-    A numeric hyperparameter must be a finite real in the interval from ``low``
-    to ``high`` (an end excluded when ``low_open`` / ``high_open``); a ``flag``
-    must be True or False. With ``symbolic``, a PyTensor scalar (e.g. a shared
-    variable driven by a schedule) is accepted too and used as is.
+    A numeric hyperparameter must be a finite real; outside its meaningful
+    interval from ``low`` to ``high`` (an end excluded when ``low_open`` /
+    ``high_open``) it is accepted with a :class:`HyperparameterWarning`, as
+    downhill accepts it, unless it is ``strict`` (the update cannot be computed
+    with it: a halflife of 0), which is a ``ValueError``. A ``flag`` must be True
+    or False. With ``symbolic``, a PyTensor scalar (e.g. a shared variable
+    driven by a schedule) is accepted too and used as is.
     """
 
     name: str
@@ -48,6 +56,7 @@ class Hyperparameter:
     high_open: bool = False
     flag: bool = False
     symbolic: bool = False
+    strict: bool = False
 
     def check(self, value, owner=None):
         """``value`` checked: a float, a bool for a flag, or a symbolic scalar where allowed.
@@ -63,8 +72,15 @@ class Hyperparameter:
             if value.ndim != 0:
                 raise ValueError(f"{prefix}a symbolic {self.name} must be a scalar, got ndim={value.ndim}")
             return value
-        return _checks.real(self.name, value, owner, low=self.low, high=self.high,
-                            low_open=self.low_open, high_open=self.high_open)
+        x = _checks.real(self.name, value, owner)  # a finite real: TypeError / ValueError otherwise
+        inside = (x > self.low or (not self.low_open and x == self.low)) and (
+            x < self.high or (not self.high_open and x == self.high))
+        if not inside:
+            message = f"{owner + ': ' if owner else ''}{self.name} = {value!r} is outside {self.interval()}"
+            if self.strict:
+                raise ValueError(message)
+            warnings.warn(message + " (accepted)", HyperparameterWarning, stacklevel=4)
+        return x
 
     def interval(self) -> str:
         """The allowed values, e.g. ``'(0, inf)'`` or ``'True or False'``."""
@@ -98,13 +114,15 @@ MAX_GRADIENT_ELEM = Hyperparameter(
     "max_gradient_elem", 0.0,
     "Clip gradient elements to [-c, c] (0: off); takes precedence over max_gradient_norm.", **_NONNEGATIVE)
 RMS_HALFLIFE = Hyperparameter(
-    "rms_halflife", 14.0, "Halflife h of the moving averages, γ = exp(-ln 2 / h).", **_POSITIVE)
+    "rms_halflife", 14.0, "Halflife h of the moving averages, γ = exp(-ln 2 / h).", strict=True, **_POSITIVE)
 RMS_REGULARIZER = Hyperparameter(
     "rms_regularizer", 1e-8, "ε added to the scaling denominator.", **_NONNEGATIVE)
 BETA1_HALFLIFE = Hyperparameter(
-    "beta1_halflife", 7.0, "Halflife of the first-moment average, β₁ = exp(-ln 2 / h).", **_POSITIVE)
+    "beta1_halflife", 7.0, "Halflife of the first-moment average, β₁ = exp(-ln 2 / h).", strict=True,
+    **_POSITIVE)
 BETA2_HALFLIFE = Hyperparameter(
-    "beta2_halflife", 69.0, "Halflife of the second-moment average, β₂ = exp(-ln 2 / h).", **_POSITIVE)
+    "beta2_halflife", 69.0, "Halflife of the second-moment average, β₂ = exp(-ln 2 / h).", strict=True,
+    **_POSITIVE)
 BETA1_DECAY = Hyperparameter(
     "beta1_decay", 1 - 1e-6, "λ: β₁ is multiplied by it after every step.", low=0.0, low_open=True, high=1.0)
 RPROP_INCREASE = Hyperparameter(
@@ -116,12 +134,16 @@ RPROP_MIN_STEP = Hyperparameter(
     "rprop_min_step", 0.0, "Smallest step size (at most rprop_max_step).", **_NONNEGATIVE)
 RPROP_MAX_STEP = Hyperparameter(
     "rprop_max_step", 100.0, "Largest step size.", **_POSITIVE)
+KINGMA_BA = Hyperparameter(
+    "kingma_ba", False,
+    "Adam's bias correction as in Kingma & Ba's Algorithm 1, (1 - β₁ᵗ) and (1 - β₂ᵗ), instead of "
+    "downhill's (1 - β₁,ₜ) and (1 - β₂).", flag=True)
 
 #: Every hyperparameter of :mod:`hf.first_order`, in the order of the docs.
 ALL = (
     LEARNING_RATE, MOMENTUM, NESTEROV, MAX_GRADIENT_NORM, MAX_GRADIENT_ELEM,
     RMS_HALFLIFE, RMS_REGULARIZER, BETA1_HALFLIFE, BETA2_HALFLIFE, BETA1_DECAY,
-    RPROP_INCREASE, RPROP_DECREASE, RPROP_MIN_STEP, RPROP_MAX_STEP,
+    RPROP_INCREASE, RPROP_DECREASE, RPROP_MIN_STEP, RPROP_MAX_STEP, KINGMA_BA,
 )
 
 #: Every hyperparameter any algorithm of :mod:`hf.first_order` understands, with its default.
