@@ -107,8 +107,9 @@ def weighted_mean(rows):
     """
     total, count = None, 0
     for values, n in rows:
-        values = [np.asarray(v, dtype=np.float64) * n for v in values]
-        total = values if total is None else [t + v for t, v in zip(total, values)]
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged loss is reported, not warned about
+            values = [np.asarray(v, dtype=np.float64) * n for v in values]
+            total = values if total is None else [t + v for t, v in zip(total, values)]
         count += n
     if total is None:
         raise ValueError("weighted_mean: no batches")

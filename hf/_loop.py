@@ -590,7 +590,8 @@ def _progress_bar(progress, total, initial, label):
 def _line(label, metrics):
     """One progress line: ``label key=value ...`` with six decimals, as downhill prints."""
     fields = " ".join(f"{k}={v:.6f}" for k, v in metrics.items()
-                      if k not in ("update", "seconds") and isinstance(v, (int, float)) and not isinstance(v, bool))
+                      if k not in ("update", "seconds") and not k.startswith("valid_")
+                      and isinstance(v, (int, float)) and not isinstance(v, bool))
     number = f" {metrics['update']}" if "update" in metrics else ""
     return f"{label}{number} {fields}"
 

@@ -417,3 +417,16 @@ def test_a_parameter_the_cost_does_not_use_is_named():
     stray = pytensor.shared(np.zeros(2), name="stray")
     with pytest.raises(ValueError, match="'stray'"):
         hf.HFOptimizer(cost, s, params + [stray], inputs)
+
+
+def test_hf_stops_on_a_non_finite_loss_like_first_order():
+    cost, s, params, inputs, data = small_model()
+    X, y = data
+    opt = hf.HFOptimizer(cost, s, params, inputs)
+    opt.train(data, max_updates=1)
+    before = [p.get_value() for p in params]
+    bad = [X, np.full_like(y, 1e308)]  # finite data whose loss overflows to inf
+    with pytest.raises(FloatingPointError, match="not finite"):
+        opt.train(bad, max_updates=1)
+    for p, v in zip(params, before):
+        np.testing.assert_array_equal(p.get_value(), v)
