@@ -329,3 +329,15 @@ def test_divergence_stops_training_with_finite_parameters():
     assert len(seen) < 500 and all(np.all(np.isfinite(v)) for v in m.values())
     for got, w in zip(m.values(), seen[-1]):
         np.testing.assert_array_equal(got, w)
+
+
+def test_rprop_clips_every_step_size_as_downhill():
+    """A learning rate above rprop_max_step: the very first step is already clipped to it."""
+    m = Model()
+    x, y = make_data()
+    opt = downhill.build("rprop", m.loss, params=[m.W, m.b], inputs=[m.x, m.y])
+    list(opt.iterate([x, y], batch_size=len(x), max_updates=1, validate_every=100, learning_rate=0.5,
+                     rprop_max_step=0.1, progress=False))
+    want = [p - 0.1 * np.sign(g) for p, g in zip([W0, B0], np_grads(W0, B0, x, y))]
+    for got, w in zip(m.values(), want):
+        np.testing.assert_allclose(got, w, rtol=0, atol=1e-15)

@@ -151,7 +151,7 @@ class Reference:
             step = s["step", i] if ("step", i) in s else np.full_like(g, lr)
             prev = s["grad", i] if ("grad", i) in s else np.zeros_like(g)
             prod = g * prev
-            step = np.where(prod > 0, np.minimum(step * up, hi), np.where(prod < 0, np.maximum(step * down, lo), step))
+            step = np.minimum(np.maximum(step * np.where(prod > 0, up, np.where(prod < 0, down, 1.0)), lo), hi)
             self.flipped |= bool(np.any(prod < 0))
             g = np.where(prod < 0, 0.0, g)
             s["step", i], s["grad", i] = step, g

@@ -67,10 +67,11 @@ class RProp(Optimizer):
     Each weight has its own step size :math:`s`, starting at ``learning_rate``:
 
     .. math::
-        s_t = \\begin{cases}
-            \\min(\\eta^+ s_{t-1}, s_{max}) & g_t g_{t-1} > 0 \\\\
-            \\max(\\eta^- s_{t-1}, s_{min}) & g_t g_{t-1} < 0 \\\\
-            s_{t-1} & \\text{otherwise}
+        s_t = \\min(\\max(c_t\\, s_{t-1}, s_{min}), s_{max}), \\quad
+        c_t = \\begin{cases}
+            \\eta^+ & g_t g_{t-1} > 0 \\\\
+            \\eta^- & g_t g_{t-1} < 0 \\\\
+            1 & \\text{otherwise}
         \\end{cases}
 
     after a sign change the gradient is forgotten (:math:`g_t \\leftarrow 0`,
@@ -95,9 +96,11 @@ class RProp(Optimizer):
         grad_tm1 = self._slot(param, "grad")
         step_tm1 = self._slot(param, "step", initial)
         same = grad * grad_tm1
-        grow = pt.minimum(step_tm1 * self._as(self.rprop_increase, param), self._as(self.rprop_max_step, param))
-        shrink = pt.maximum(step_tm1 * self._as(self.rprop_decrease, param), self._as(self.rprop_min_step, param))
-        step_t = pt.switch(same > 0, grow, pt.switch(same < 0, shrink, step_tm1))
+        factor = pt.switch(same > 0, self._as(self.rprop_increase, param),
+                           pt.switch(same < 0, self._as(self.rprop_decrease, param), self._as(1.0, param)))
+        # Every step size is clipped, the unchanged ones too, as downhill does: min(max(s, lo), hi).
+        step_t = pt.minimum(pt.maximum(step_tm1 * factor, self._as(self.rprop_min_step, param)),
+                            self._as(self.rprop_max_step, param))
         grad_t = pt.switch(same < 0, pt.zeros_like(grad), grad)
         yield param, pt.sign(grad_t) * step_t
         yield grad_tm1, grad_t
