@@ -231,3 +231,56 @@ def unflatten(flat: Variable, params: Sequence[SharedVariable]) -> list:
         out.append(pt.cast(piece, p.dtype))
         start += size
     return out
+
+
+def split_constant_part(outputs, varying):
+    """Cut ``outputs`` where the part that does not depend on ``varying`` ends.
+
+    For a Gauss-Newton product, ``varying`` are the tangent ``v`` (and the damping
+    coefficient): everything else in the graph — the forward pass, a scan's
+    hidden states, the loss Hessian's factors at ``s`` — is the same for every CG
+    iteration of an update. This finds the *frontier*: the computed variables
+    that do not depend on ``varying`` but feed a computation that does. Each is
+    replaced by a placeholder of the same type, so the product can be compiled
+    as a function of the frontier values (computed once per update by a second
+    function) instead of recomputing them at every call.
+
+    Parameters
+    ----------
+    outputs : list of Variable
+    varying : list of Variable
+        The inputs that change from call to call.
+
+    Returns
+    -------
+    frontier : list of Variable
+        Variables of the original graph to compute once (the forward pass).
+    placeholders : list of Variable
+        One fresh variable of the same type per frontier variable.
+    new_outputs : list of Variable
+        ``outputs`` with each frontier variable replaced by its placeholder.
+    """
+    from pytensor.graph.replace import clone_replace
+    from pytensor.graph.traversal import graph_inputs, io_toposort
+
+    outputs = list(outputs)
+    depends = set(varying)
+    nodes = io_toposort(list(graph_inputs(outputs)), outputs)
+    for node in nodes:
+        if any(i in depends for i in node.inputs):
+            depends.update(node.outputs)
+    frontier, seen = [], set()
+    for node in nodes:
+        if not any(o in depends for o in node.outputs):
+            continue
+        for i in node.inputs:
+            if i.owner is not None and i not in depends and i not in seen:
+                seen.add(i)
+                frontier.append(i)
+    for o in outputs:  # an output that does not depend on varying at all is computed once too
+        if o.owner is not None and o not in depends and o not in seen:
+            seen.add(o)
+            frontier.append(o)
+    placeholders = [f.type(name=f"cached_{k}") for k, f in enumerate(frontier)]
+    new_outputs = clone_replace(outputs, dict(zip(frontier, placeholders))) if frontier else outputs
+    return frontier, placeholders, list(new_outputs)

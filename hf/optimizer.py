@@ -25,7 +25,15 @@ from . import damping as _damping
 from . import dataset as _ds
 from ._loop import Run, Trainer, log, monitor_pairs
 from .curvature import StructuralDamping, damped_gauss_newton_product, gauss_newton_product
-from .graph import check_connected, check_inputs_used, check_params, flatten, free_inputs, unflatten
+from .graph import (
+    check_connected,
+    check_inputs_used,
+    check_params,
+    flatten,
+    free_inputs,
+    split_constant_part,
+    unflatten,
+)
 from .reduce import Batch, ExampleMean, as_batch
 from .update import DampingState, UpdateConfig, hf_update
 
@@ -81,6 +89,13 @@ class HFOptimizer(Trainer):
         Adds ``λ·μ·J_aᵀ D J_a`` to the damped curvature [MS11].
     chunk_size : int, optional
         Evaluate batches in chunks of at most this many examples (bounded memory).
+    forward_cache : bool
+        Compute the part of the Gauss-Newton product that does not depend on the
+        vector (the forward pass, a scan's hidden states, the loss Hessian's
+        factors) once per update on the CG batch (per chunk), and reuse it in
+        every CG iteration (default True). False recomputes it in every product,
+        holding no cache in memory; :attr:`forward_cache_bytes` tells the cache's
+        size.
 
     Notes
     -----
@@ -162,6 +177,7 @@ class HFOptimizer(Trainer):
         line_search=True,
         structural_damping=None,
         chunk_size=None,
+        forward_cache=True,
     ):
         owner = "HFOptimizer"
         params = check_params(params)
@@ -192,6 +208,8 @@ class HFOptimizer(Trainer):
         self.preconditioner = _checks.boolean("preconditioner", preconditioner, owner)
         self.preconditioner_examples = _checks.positive_int("preconditioner_examples", preconditioner_examples, owner)
         self.reduce = ExampleMean(chunk_size)
+        self.forward_cache = _checks.boolean("forward_cache", forward_cache, owner)
+        self.forward_cache_bytes = 0  # size of the last update's cache
 
         graph = [cost, s] + [e for _, e in self.monitors]
         if structural_damping is not None:
@@ -236,7 +254,9 @@ class HFOptimizer(Trainer):
         params, cost, inputs = self.params, self.cost, self.inputs
         monitors = [e for _, e in self.monitors]
         t0 = time.perf_counter()
-        log.info("HFOptimizer: compiling 4 functions (loss and gradient, loss, loss at theta, Gv) ...")
+        n = 6 if self.forward_cache else 4
+        log.info("HFOptimizer: compiling %d functions (loss and gradient, loss, loss at theta, Gv%s) ...", n,
+                 ", forward pass and Gv from it" if self.forward_cache else "")
         with _compile.quiet():
             grads = pytensor.grad(cost, params)
             self._f_loss_grad = _compile.function(
@@ -262,7 +282,15 @@ class HFOptimizer(Trainer):
                 coef = pt.scalar("structural_coef", dtype="float64")
                 extra = [coef]
                 Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef)
-            self._f_gv = _compile.function(inputs + [v] + extra, flatten(Gv), name="hf_gv", on_unused_input="ignore")
+            Gv = flatten(Gv)
+            self._f_gv = _compile.function(inputs + [v] + extra, Gv, name="hf_gv", on_unused_input="ignore")
+            if self.forward_cache:
+                # The forward part, computed once per update, and Gv as a function of it.
+                frontier, placeholders, (Gv_cached,) = split_constant_part([Gv], [v] + extra)
+                self._f_forward = _compile.function(inputs, frontier, name="hf_forward", on_unused_input="ignore")
+                self._f_gv_cached = _compile.function(
+                    inputs + placeholders + [v] + extra, Gv_cached, name="hf_gv_cached", on_unused_input="ignore"
+                )
         log.info("HFOptimizer: compiled in %.1f s", time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ flat vectors
@@ -460,10 +488,23 @@ class HFOptimizer(Trainer):
             def psolve(r):
                 return r / diag
 
+        if self.forward_cache:
+            cached = self.reduce.cached(self._f_forward, self._f_gv_cached, cg_batch)
+            self.forward_cache_bytes = cached.nbytes
+            if self.structural_damping is None:
+                def matvec(v, coef):
+                    return cached(v)[0]
+            else:
+                def matvec(v, coef):
+                    return cached(v, np.float64(coef))[0]
+        else:
+            def matvec(v, coef):
+                return self.gv(v, cg_batch, coef)
+
         try:
             result = hf_update(
                 loss_grad,
-                lambda v, coef: self.gv(v, cg_batch, coef),
+                matvec,
                 lambda x: self.loss_at(theta + x, batch),
                 self.state,
                 self.config,

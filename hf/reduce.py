@@ -89,6 +89,26 @@ class ExampleMean:
         """Mean over examples of each output of ``fn(*chunk_arrays, *args)`` (float64)."""
         return weighted_mean((_outputs(call(fn, chunk, *args)), n) for chunk, n in batch.chunks(self.chunk_size))
 
+    def cached(self, forward: Callable, fn: Callable, batch: Batch) -> Callable:
+        """``fn``'s mean over ``batch`` as a function of its trailing arguments, with
+        ``forward`` evaluated once per chunk now and its outputs passed to every call.
+
+        ``forward(*chunk_arrays)`` returns the values that do not change between
+        calls (a Gauss-Newton product's forward pass); the returned function
+        computes the mean over examples of ``fn(*chunk_arrays, *cache, *args)``.
+        The attribute ``nbytes`` of the returned function is the cache's size.
+        """
+        chunks = list(batch.chunks(self.chunk_size))
+        caches = [list(_outputs(call(forward, chunk))) for chunk, _ in chunks]
+
+        def mean(*args):
+            return weighted_mean(
+                (_outputs(call(fn, chunk, *cache, *args)), n) for (chunk, n), cache in zip(chunks, caches)
+            )
+
+        mean.nbytes = int(sum(np.asarray(c).nbytes for cache in caches for c in cache))
+        return mean
+
     def mean_square_per_example(self, fn: Callable, batch: Batch, max_examples: int) -> np.ndarray:
         """``1/N Σ_i (∇f_i)²`` over the first ``max_examples`` examples, one call each.
 

@@ -249,3 +249,39 @@ def test_bad_arguments_raise_clear_errors():
         opt.train(data[0])
     with pytest.raises(ValueError, match="max_updates"):
         list(opt.iterate(data, max_updates=0))
+
+
+@pytest.mark.parametrize("case", ["mlp", "rnn_structural_chunked"])
+def test_forward_cache_gives_the_same_products_and_updates(case):
+    """The cached forward pass is an optimization only: the same Gv products to
+    rounding, so the same update (CG amplifies rounding a little over its iterations)."""
+    from . import models
+
+    runs = []
+    for cache in (True, False):
+        if case == "mlp":
+            m = models.mlp("softmax", n=40, seed=3)
+            kw, axes = {}, (0, 0)
+        else:
+            m = models.rnn(T=6, n=12, seed=3, masked=True)
+            kw = dict(structural_damping=hf.StructuralDamping(m.a, "tanh", weight=0.3, mask=m.inputs[2]),
+                      chunk_size=5)
+            axes = (1, 1, 1)
+        opt = hf.HFOptimizer(m.cost, m.s, m.params, m.inputs, forward_cache=cache, damping=0.1, max_cg_iters=30,
+                             **kw)
+        batch = hf.Batch(tuple(m.data), axes)
+        if cache:
+            rng = np.random.default_rng(0)
+            products = opt.reduce.cached(opt._f_forward, opt._f_gv_cached, batch)
+            coef = () if case == "mlp" else (0.7,)
+            for _ in range(3):
+                v = rng.normal(size=opt.n_params)
+                np.testing.assert_allclose(products(v, *coef)[0], opt.gv(v, batch, *coef), rtol=1e-11, atol=1e-13)
+        tm = opt.step(batch)
+        runs.append((tm, [p.get_value() for p in m.params], opt.forward_cache_bytes))
+    (cached, p_cached, nbytes), (plain, p_plain, zero) = runs
+    assert nbytes > 0 and zero == 0
+    assert cached["cg_iters"] == plain["cg_iters"] and cached["backtrack"] == plain["backtrack"]
+    assert cached["new_loss"] == pytest.approx(plain["new_loss"], rel=1e-8)
+    for a, b in zip(p_cached, p_plain):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
