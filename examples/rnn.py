@@ -193,6 +193,10 @@ class RNN:
         self.s, self.a, self.mask = s, a, mask
         self._evaluate = None
 
+    def get_weights(self):
+        """A copy of the current weights, as ``{name: array}``."""
+        return {p.name: p.get_value() for p in self.params}
+
     def set_weights(self, weights):
         for p in self.params:
             p.set_value(np.asarray(weights[p.name], dtype=self.dtype))
@@ -224,6 +228,7 @@ class Run:
         self.updates = 0
         self.solved_at = None  # training seconds when the target was first reached
         self.compile_seconds = 0.0
+        self.weights = None  # the weights of the last held-out evaluation
 
     def record(self, seconds, loss, success, target):
         self.seconds.append(seconds)
@@ -243,6 +248,7 @@ class Run:
             "best_success": max(self.success),
             "solved_at": self.solved_at,
             "curve": {"seconds": list(self.seconds), "loss": list(self.loss), "success": list(self.success)},
+            "weights": self.weights,
         }
 
 
@@ -254,6 +260,7 @@ def _timed(iterator, run, model, valid, args, describe):
     evaluation, and after the last one.
     """
     run.record(0.0, *model.evaluate(valid), args.target)
+    run.weights = model.get_weights()
     clock, last_eval = 0.0, 0.0
     while clock < args.budget:
         t0 = time.perf_counter()
@@ -270,6 +277,7 @@ def _timed(iterator, run, model, valid, args, describe):
         last_eval = clock
         loss, success = model.evaluate(valid)
         run.record(clock, loss, success, args.target)
+        run.weights = model.get_weights()
         log.info(
             "%s %4d  %6.1fs  train %.4g  %s  held-out loss %.4g success %5.1f%%",
             run.label, run.updates, clock, train_metrics["loss"], describe(train_metrics), loss, 100 * success,
@@ -446,7 +454,11 @@ def main(argv=None) -> dict:
         one) and ``seconds`` (the whole script). A run summary has ``label``,
         ``updates``, ``seconds`` (training), ``compile_seconds``, ``loss`` and
         ``success`` (final held-out), ``best_success``, ``solved_at`` (training
-        seconds when the target was reached, or None) and ``curve``.
+        seconds when the target was reached, or None), ``curve`` and ``weights``
+        (``{name: array}`` at the last held-out evaluation, i.e. the weights
+        ``loss`` and ``success`` were measured at). Also ``weights`` (the initial
+        weights every run starts from) and ``valid`` (the held-out
+        :class:`hf.datasets.SequenceTask`).
     """
     args = parse_args(argv)
     if not logging.getLogger().handlers:
@@ -485,6 +497,7 @@ def main(argv=None) -> dict:
     return {
         "task": args.task, "T": args.T, "hidden": args.hidden, "target": args.target, "png": args.out,
         "hf": hf_run, "adam": adam_runs, "adam_best": best, "seconds": seconds,
+        "weights": weights, "valid": valid_task,
     }
 
 
