@@ -79,6 +79,13 @@ def run_adam(cost, params, x, error, train, valid, budget, learning_rate):
 
 
 def main(argv=None):
+    """Train both optimizers; return ``{'hf': r, 'adam': r, 'data': {'train', 'valid'}}``.
+
+    Each ``r`` has ``curve`` (``(seconds, held-out error)`` pairs), ``steps``,
+    ``initial`` and ``final`` (the first and last held-out errors),
+    ``initial_params`` and ``params`` (``{name: array}`` at the start and at the
+    last evaluation).
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", default="64,48,24,8,24,48,64", help="layer sizes, comma separated")
     parser.add_argument("--budget", type=float, default=45.0, help="seconds per optimizer")
@@ -94,11 +101,14 @@ def main(argv=None):
     results = {}
     for name in ("hf", "adam"):
         cost, s, params, x, error = build(layers, args.seed)  # same initialization for both
+        initial_params = {p.name: p.get_value() for p in params}
         if name == "hf":
             curve, steps = run_hf(cost, s, params, x, error, train, valid, args.budget)
         else:
             curve, steps = run_adam(cost, params, x, error, train, valid, args.budget, args.lr)
-        results[name] = {"curve": curve, "steps": steps, "final": curve[-1][1], "initial": curve[0][1]}
+        results[name] = {"curve": curve, "steps": steps, "final": curve[-1][1], "initial": curve[0][1],
+                         # the loops end with break: the parameters of the last evaluation
+                         "initial_params": initial_params, "params": {p.name: p.get_value() for p in params}}
 
     print(f"\n{'optimizer':<10}{'updates':>9}{'seconds':>9}{'valid error (initial -> final)':>34}")
     for name, r in results.items():
@@ -110,6 +120,7 @@ def main(argv=None):
             xlabel="seconds", ylabel="held-out squared error per image",
             title=f"digits autoencoder {args.layers}",
         )
+    results["data"] = {"train": train, "valid": valid}
     return results
 
 

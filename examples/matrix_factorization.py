@@ -22,10 +22,11 @@ import hf.first_order as downhill
 
 def main(rows=40, cols=20, rank=3, l1=1e-3, l2=1e-3, algo="rmsprop", learning_rate=0.02, momentum=0.0,
          max_updates=600, seed=0, verbose=True, out=None):
-    """Factor a random rank-``rank`` matrix; return ``(initial_err, final_err, train_monitors)``.
+    """Factor a random rank-``rank`` matrix; return ``(initial_err, final_err, train_monitors, arrays)``.
 
     ``err`` is the mean squared reconstruction error; with exactly low-rank data
-    and small penalties its optimum is near 0.
+    and small penalties its optimum is near 0. ``arrays`` holds the data ``y``,
+    the starting factors ``u0``, ``v0`` and the final (best) factors ``u``, ``v``.
     """
     floatx = pytensor.config.floatX
     rng = np.random.default_rng(seed)
@@ -40,6 +41,7 @@ def main(rows=40, cols=20, rank=3, l1=1e-3, l2=1e-3, algo="rmsprop", learning_ra
     err = pt.sqr(z - pt.dot(u, v))
     loss = err.mean() + l1 * abs(u).mean() + l2 * (v * v).mean()
     y = np.dot(rand(rows, rank), rand(rank, cols)).astype(floatx)
+    u0, v0 = u.get_value(), v.get_value()
 
     # Quantities to watch while optimizing.
     monitors = (
@@ -74,7 +76,7 @@ def main(rows=40, cols=20, rank=3, l1=1e-3, l2=1e-3, algo="rmsprop", learning_ra
 
         save_curves(out, {algo: tuple(zip(*curve))}, xlabel="epoch", ylabel="mean squared reconstruction error",
                     title="matrix factorization (downhill's quick start)")
-    return initial, final, train
+    return initial, final, train, {"y": y, "u0": u0, "v0": v0, "u": u.get_value(), "v": v.get_value()}
 
 
 if __name__ == "__main__":

@@ -28,6 +28,14 @@ from autoencoder import build  # noqa: E402
 
 
 def main(argv=None):
+    """Run both phases; return the held-out errors and what they were measured on.
+
+    ``initial``, ``adam``, ``loaded`` and ``hf`` are held-out squared errors per
+    image; ``initial_params``, ``adam_params`` (after Adam, best restored),
+    ``loaded_params`` (read from the checkpoint) and ``hf_params`` (after HF,
+    best restored) are ``{name: array}``; ``checkpoint`` is the Adam checkpoint's
+    path, ``hf_history`` HF's metrics per update, ``train`` and ``valid`` the data.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", default="64,48,24,8,24,48,64")
     parser.add_argument("--adam-epochs", type=int, default=20)
@@ -47,6 +55,7 @@ def main(argv=None):
     cost, s, params, x, error = build(layers, args.seed)
     err = function([x], error)
     initial = float(err(valid))
+    initial_params = {p.name: p.get_value() for p in params}
     curve = [(0, initial)]
 
     def record(tm, vm):  # x continues from the last point: Adam epochs, then HF updates
@@ -58,6 +67,7 @@ def main(argv=None):
                  checkpoint=path, callback=record)
     adam_curve, curve = curve, [(curve[-1][0], None)]
     adam_error = float(err(valid))
+    adam_params = {p.name: p.get_value() for p in params}
 
     # Phase 2: a fresh graph (as in another script), parameters from the Adam checkpoint.
     cost, s, params, x, error = build(layers, args.seed + 1)  # different init, overwritten below
@@ -65,9 +75,11 @@ def main(argv=None):
     refine = hf.HFOptimizer(cost, s, params, [x], max_cg_iters=100)
     refine.load_params(path)
     loaded_error = float(err(valid))
+    loaded_params = {p.name: p.get_value() for p in params}
     curve[0] = (curve[0][0], loaded_error)
     refine.train([train], [valid], max_updates=args.hf_updates, patience=10**6, callback=record)
     hf_error = float(err(valid))
+    hf_params = {p.name: p.get_value() for p in params}
 
     print(f"\nheld-out squared error per image: initial {initial:.3f}")
     print(f"  after {args.adam_epochs} Adam epochs: {adam_error:.3f} (checkpoint {path})")
@@ -77,7 +89,10 @@ def main(argv=None):
         save_curves(args.out, {"Adam": tuple(zip(*adam_curve)), "HF from the Adam checkpoint": tuple(zip(*curve))},
                     xlabel="epoch (Adam) / update (HF)", ylabel="held-out squared error per image",
                     title="warm start: Adam, then HF refinement")
-    return {"initial": initial, "adam": adam_error, "loaded": loaded_error, "hf": hf_error}
+    return {"initial": initial, "adam": adam_error, "loaded": loaded_error, "hf": hf_error,
+            "checkpoint": path, "initial_params": initial_params, "adam_params": adam_params,
+            "loaded_params": loaded_params, "hf_params": hf_params, "hf_history": list(refine.history),
+            "train": train, "valid": valid}
 
 
 if __name__ == "__main__":
