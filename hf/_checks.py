@@ -20,7 +20,6 @@ __all__ = [
     "real",
     "boolean",
     "rng_from",
-    "weighted_mean",
 ]
 
 
@@ -96,21 +95,3 @@ def rng_from(name, rng, owner=None, *, default_seed=None) -> np.random.Generator
         f"{_prefix(owner)}{name} must be None, an int seed, a numpy.random.Generator or a "
         f"numpy.random.RandomState, got {type(rng).__name__}"
     )
-
-
-def weighted_mean(rows):
-    """Size-weighted mean of per-batch results.
-
-    ``rows`` yields ``(values, n)`` pairs, ``values`` a sequence of numbers or arrays
-    that are each a mean over ``n`` examples; returns the list of means over all
-    examples, in float64: :math:`\\sum_b n_b \\bar v_b / \\sum_b n_b`.
-    """
-    total, count = None, 0
-    for values, n in rows:
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverged loss is reported, not warned about
-            values = [np.asarray(v, dtype=np.float64) * n for v in values]
-            total = values if total is None else [t + v for t, v in zip(total, values)]
-        count += n
-    if total is None:
-        raise ValueError("weighted_mean: no batches")
-    return [t / count for t in total]

@@ -165,6 +165,15 @@ class Trainer:
     _loop_defaults = {"max_updates": 1000, "patience": 10, "validate_every": 1}
     #: How progress shows by default: a tqdm bar on a terminal ('bar') or printed lines ('lines').
     _progress_style = "bar"
+    #: An mpi4py communicator when the optimizer runs data-parallel (see hf.mpi), else None.
+    comm = None
+    #: Check that every process holds the same parameters every this many updates.
+    consistency_check_every = 10
+
+    @property
+    def is_writer(self) -> bool:
+        """True for the process that logs and writes checkpoints (rank 0, or the only one)."""
+        return self.comm is None or self.comm.Get_rank() == 0
 
     def _init_loop(self):
         self.updates = 0  # all updates this optimizer has made (history, logs)
@@ -395,7 +404,8 @@ class Trainer:
             if os.path.exists(settings.checkpoint):
                 self.resume(settings.checkpoint, run.datasets)
                 return
-            ckpt.check_writable(settings.checkpoint)
+            if self.is_writer:
+                ckpt.check_writable(settings.checkpoint)
         self.call_updates = 0
         self.best_loss = np.float64(np.inf)
         self.best_params = None
@@ -409,9 +419,9 @@ class Trainer:
     def _loop(self, run, s, restore_best):
         """The generator behind :meth:`iterate` and :meth:`train`; its end is the one end path."""
         bar = None
-        if s.progress in (None, "bar"):
+        if s.progress in (None, "bar") and self.is_writer:
             bar = _progress_bar(s.progress, s.max_updates, self.call_updates, type(self).__name__)
-        self._print_lines = s.progress == "lines"
+        self._print_lines = s.progress == "lines" and self.is_writer
         try:
             if run.valid is not None and self.call_updates == 0 and not self._last_valid:
                 self._validate(self.evaluate(run.valid), s.min_improvement)
@@ -460,6 +470,10 @@ class Trainer:
         self.call_updates += 1
         metrics = collections.OrderedDict([("update", self.updates), *((k, _plain(v)) for k, v in metrics.items())])
         self.history.append(metrics)
+        if self.comm is not None and self.updates % self.consistency_check_every == 0:
+            from . import mpi
+
+            mpi.check_same(self.comm, self.get_param_values(), f"the parameters after update {self.updates}")
         if self.call_updates % s.validate_every == 0:
             self._validate_update(run, metrics, s.min_improvement)
         if s.checkpoint is not None and self.call_updates % s.checkpoint_every == 0:
@@ -518,6 +532,8 @@ class Trainer:
         """Write the full training state to ``path`` atomically (HDF5)."""
         from . import checkpoint as ckpt
 
+        if not self.is_writer:  # one process writes; all resume from its file
+            return
         state = self.state_dict()
         state["datasets"] = {
             name: ds.state_dict() for name, ds in (datasets or {}).items() if hasattr(ds, "state_dict")

@@ -96,6 +96,11 @@ class HFOptimizer(Trainer):
         every CG iteration (default True). False recomputes it in every product,
         holding no cache in memory; :attr:`forward_cache_bytes` tells the cache's
         size.
+    comm : mpi4py communicator, optional
+        Data-parallel HF over MPI (:mod:`hf.mpi`): each process holds a shard of
+        the data, every mean over examples adds the shards' sums with one
+        ``Allreduce``, and all processes take identical steps. Default None: one
+        process, and :mod:`mpi4py` is never imported.
 
     Notes
     -----
@@ -178,6 +183,7 @@ class HFOptimizer(Trainer):
         structural_damping=None,
         chunk_size=None,
         forward_cache=True,
+        comm=None,
     ):
         owner = "HFOptimizer"
         params = check_params(params)
@@ -207,7 +213,13 @@ class HFOptimizer(Trainer):
         self.cg_fraction = _checks.real("cg_fraction", cg_fraction, owner, low=0, low_open=True, high=1)
         self.preconditioner = _checks.boolean("preconditioner", preconditioner, owner)
         self.preconditioner_examples = _checks.positive_int("preconditioner_examples", preconditioner_examples, owner)
-        self.reduce = ExampleMean(chunk_size)
+        self.comm = comm
+        if comm is None:
+            self.reduce = ExampleMean(chunk_size)
+        else:
+            from . import mpi  # only here: a single process never imports mpi4py
+
+            self.reduce = mpi.DistributedMean(chunk_size, comm)
         self.forward_cache = _checks.boolean("forward_cache", forward_cache, owner)
         self.forward_cache_bytes = 0  # size of the last update's cache
 
@@ -382,7 +394,7 @@ class HFOptimizer(Trainer):
             batches = [Batch((), ())]
         else:
             batches = [as_batch(b, ds.batch_axes, ds.mask_index, source=_source(ds)) for b in ds.iterate()]
-        values = _checks.weighted_mean((self.reduce(self._f_loss, b), b.size) for b in batches)
+        values = self.reduce.over(self._f_loss, batches)
         return collections.OrderedDict(zip(["loss"] + [n for n, _ in self.monitors], map(float, values)))
 
     # ------------------------------------------------------------------ the loop's hooks
@@ -448,10 +460,9 @@ class HFOptimizer(Trainer):
         n = batch.size
         if not batch.arrays or n < 2:
             return
-        whole = float(self.reduce(self._f_loss, batch)[0])
-        halves = list(batch.chunks((n + 1) // 2))
-        parts = _checks.weighted_mean(([self._f_loss(*c.arrays)[0]], size) for c, size in halves)
-        split = float(parts[0])
+        whole = float(ExampleMean()(self._f_loss, batch)[0])
+        halves = [h for h, _ in batch.chunks((n + 1) // 2)]
+        split = float(ExampleMean().over(self._f_loss, halves)[0])  # this process's data only
         tol = 1e-4 if np.dtype(self.cost.dtype) == np.float32 else 1e-8
         if math.isfinite(whole) and math.isfinite(split) and abs(whole - split) > tol * max(abs(whole), abs(split), 1e-30):
             raise ValueError(

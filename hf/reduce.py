@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._checks import positive_int, weighted_mean
+from ._checks import positive_int
 from .dataset import batch_size_of, split_batch
 
 __all__ = ["Batch", "ExampleMean", "as_batch", "call"]
@@ -80,14 +80,42 @@ class ExampleMean:
     gradient, a Gauss-Newton product of a mean loss) gives the batch mean as
     :math:`\\sum_c n_c\\,\\bar f_c / \\sum_c n_c` over chunks :math:`c` of size
     :math:`n_c`: chunks of unequal size are weighted by their true size.
+
+    Every method sums ``n_c · f̄_c`` and ``n_c`` over this process's chunks and
+    ends in :meth:`combine`, which divides; a data-parallel subclass
+    (:class:`hf.mpi.DistributedMean`) overrides :meth:`combine` alone, to add the
+    sums of all processes first.
     """
 
     def __init__(self, chunk_size: int | None = None):
         self.chunk_size = positive_int("chunk_size", chunk_size, allow_none=True)
 
+    def combine(self, totals: list, count: int) -> list:
+        """Means from this process's size-weighted sums ``totals`` over ``count`` examples."""
+        if not count:
+            raise ValueError("no examples to average over")
+        return [t / count for t in totals]
+
+    @staticmethod
+    def _sums(rows):
+        """Size-weighted sums and the example count of ``(outputs, n)`` rows (float64)."""
+        totals, count = None, 0
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged loss is reported, not warned about
+            for values, n in rows:
+                values = [np.asarray(v, dtype=np.float64) * n for v in values]
+                totals = values if totals is None else [t + v for t, v in zip(totals, values)]
+                count += n
+        return totals, count
+
     def __call__(self, fn: Callable, batch: Batch, *args) -> list:
         """Mean over examples of each output of ``fn(*chunk_arrays, *args)`` (float64)."""
-        return weighted_mean((_outputs(call(fn, chunk, *args)), n) for chunk, n in batch.chunks(self.chunk_size))
+        return self.over(fn, [batch], *args)
+
+    def over(self, fn: Callable, batches, *args) -> list:
+        """Mean over the examples of several batches (a validation pass), one combination."""
+        return self.combine(*self._sums(
+            (_outputs(call(fn, chunk, *args)), n) for batch in batches for chunk, n in batch.chunks(self.chunk_size)
+        ))
 
     def cached(self, forward: Callable, fn: Callable, batch: Batch) -> Callable:
         """``fn``'s mean over ``batch`` as a function of its trailing arguments, with
@@ -102,9 +130,9 @@ class ExampleMean:
         caches = [list(_outputs(call(forward, chunk))) for chunk, _ in chunks]
 
         def mean(*args):
-            return weighted_mean(
+            return self.combine(*self._sums(
                 (_outputs(call(fn, chunk, *cache, *args)), n) for (chunk, n), cache in zip(chunks, caches)
-            )
+            ))
 
         mean.nbytes = int(sum(np.asarray(c).nbytes for cache in caches for c in cache))
         return mean
@@ -114,12 +142,12 @@ class ExampleMean:
 
         ``fn`` returns the flat gradient as its last output.
         """
-        total, n = None, 0
-        for chunk, _ in itertools.islice(batch.chunks(1), int(max_examples)):
-            g = np.asarray(call(fn, chunk)[-1], dtype=np.float64)
-            total = g * g if total is None else total + g * g
-            n += 1
-        return total / n
+        def squares():
+            for chunk, _ in itertools.islice(batch.chunks(1), int(max_examples)):
+                g = np.asarray(call(fn, chunk)[-1], dtype=np.float64)
+                yield [g * g], 1
+
+        return self.combine(*self._sums(squares()))[0]
 
 
 def _outputs(outs):

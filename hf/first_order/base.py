@@ -485,13 +485,8 @@ class Optimizer(Trainer):
 
     def _mean(self, fn, ds):
         """Outputs of ``fn`` averaged over the examples of one pass of ``ds`` (float64)."""
-        total, count = None, 0
-        for batch in self._batches(ds):
-            outs = self._reduce(fn, batch)  # one call per batch
-            n = batch.size
-            total = [o * n for o in outs] if total is None else [t + o * n for t, o in zip(total, outs)]
-            count += n
-        return collections.OrderedDict(zip(self.monitor_names, (float(t / count) for t in total)))
+        values = self._reduce.over(fn, self._batches(ds))  # one call per batch, weighted by size
+        return collections.OrderedDict(zip(self.monitor_names, map(float, values)))
 
     def evaluate(self, dataset):
         """Loss and monitors averaged over the examples of one pass of ``dataset``.
