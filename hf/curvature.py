@@ -111,7 +111,28 @@ def _check_product_args(cost, s, params, v):
     return params, _check_tangents(params, v)
 
 
-def gauss_newton_product(cost, s, params, v) -> list:
+def _jv(outputs, params, v, jv):
+    """Jacobian-vector products of ``outputs`` along ``v``.
+
+    ``jv='pullback'`` builds them from two reverse-mode products (PyTensor's
+    default, which works for every op); ``'op'`` uses the ops' own forward-mode
+    rules, which ``Dot``, ``Elemwise`` and ``Scan`` have but 2-D ``@`` (a
+    ``Blockwise`` ``Matmul`` in PyTensor 3) does not; ``'auto'`` tries ``'op'``
+    and falls back to ``'pullback'`` where an op has no rule.
+    """
+    if jv not in ("pullback", "op", "auto"):
+        raise ValueError(f"jv must be 'pullback', 'op' or 'auto', got {jv!r}")
+    if jv == "pullback":
+        return pushforward(outputs, params, v)
+    try:
+        return pushforward(outputs, params, v, use_op_pushforward=True)
+    except NotImplementedError as err:
+        if jv == "op":
+            raise ValueError(f"jv='op': {err}; write the graph with pt.dot instead of @, or use jv='auto'") from err
+        return pushforward(outputs, params, v)
+
+
+def gauss_newton_product(cost, s, params, v, *, jv="pullback") -> list:
     """Symbolic Gauss-Newton matrix-vector product ``G·v = Jᵀ H_L J v``.
 
     Parameters
@@ -127,6 +148,10 @@ def gauss_newton_product(cost, s, params, v) -> list:
         Parameters θ; each must influence ``s``.
     v : list of TensorVariable
         One tangent per parameter, with the parameter's shape.
+    jv : {'pullback', 'op', 'auto'}
+        How ``Jv`` is built (see :func:`_jv`): from two reverse-mode products
+        (default), from the ops' forward-mode rules, or the latter where every op
+        has one.
 
     Returns
     -------
@@ -157,7 +182,7 @@ def gauss_newton_product(cost, s, params, v) -> list:
     params, v = _check_product_args(cost, s, params, v)
 
     # 1. Jv: how s moves along v.
-    Jv = pushforward(s, params, v)
+    Jv = _jv(s, params, v, jv)
     # 2. H_L Jv: directional derivative of dL/ds along Jv, Jv treated as a constant.
     HJv = _loss_hessian_product(cost, s, Jv)
     # 3. Jᵀ (H_L Jv): pull the result back to the parameters.
@@ -266,7 +291,7 @@ def structural_damping_product(spec: StructuralDamping, params, v) -> list:
     return out
 
 
-def damped_gauss_newton_product(cost, s, params, v, spec: StructuralDamping, coef) -> list:
+def damped_gauss_newton_product(cost, s, params, v, spec: StructuralDamping, coef, *, jv="pullback") -> list:
     """``G·v + coef · J_aᵀ D J_a v`` in one forward and one reverse pass.
 
     Equal to :func:`gauss_newton_product` plus ``coef`` times
@@ -293,7 +318,7 @@ def damped_gauss_newton_product(cost, s, params, v, spec: StructuralDamping, coe
     a = spec.preactivation
     _reaching(a, params)
     # 1. J v and J_a v together.
-    Jv, Jav = pushforward([s, a], params, v)
+    Jv, Jav = _jv([s, a], params, v, jv)
     # 2. H_L J v, and D J_a v scaled by λμ.
     HJv = _loss_hessian_product(cost, s, Jv)
     DJav = pt.cast(coef, a.dtype) * _matching_hessian(spec) * Jav

@@ -96,6 +96,11 @@ class HFOptimizer(Trainer):
         every CG iteration (default True). False recomputes it in every product,
         holding no cache in memory; :attr:`forward_cache_bytes` tells the cache's
         size.
+    jv : {'pullback', 'op', 'auto'}
+        How the Gauss-Newton product's ``Jv`` is built: from two reverse-mode
+        products (default; every op has them), from the ops' own forward-mode
+        rules (``Dot``, ``Elemwise``, ``Scan``; not 2-D ``@``, a ``Matmul`` in
+        PyTensor 3), or ``'auto'``: the latter where the graph allows it.
     comm : mpi4py communicator, optional
         Data-parallel HF over MPI (:mod:`hf.mpi`): each process holds a shard of
         the data, every mean over examples adds the shards' sums with one
@@ -183,6 +188,7 @@ class HFOptimizer(Trainer):
         structural_damping=None,
         chunk_size=None,
         forward_cache=True,
+        jv="pullback",
         comm=None,
     ):
         owner = "HFOptimizer"
@@ -221,6 +227,9 @@ class HFOptimizer(Trainer):
 
             self.reduce = mpi.DistributedMean(chunk_size, comm)
         self.forward_cache = _checks.boolean("forward_cache", forward_cache, owner)
+        if jv not in ("pullback", "op", "auto"):
+            raise ValueError(f"{owner}: jv must be 'pullback', 'op' or 'auto', got {jv!r}")
+        self.jv = jv
         self.forward_cache_bytes = 0  # size of the last update's cache
 
         graph = [cost, s] + [e for _, e in self.monitors]
@@ -289,11 +298,12 @@ class HFOptimizer(Trainer):
             vs = unflatten(v, params)
             if self.structural_damping is None:
                 extra = []
-                Gv = gauss_newton_product(cost, self.s, params, vs)
+                Gv = gauss_newton_product(cost, self.s, params, vs, jv=self.jv)
             else:
                 coef = pt.scalar("structural_coef", dtype="float64")
                 extra = [coef]
-                Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef)
+                Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef,
+                                                 jv=self.jv)
             Gv = flatten(Gv)
             self._f_gv = _compile.function(inputs + [v] + extra, Gv, name="hf_gv", on_unused_input="ignore")
             if self.forward_cache:
