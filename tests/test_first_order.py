@@ -418,7 +418,7 @@ def _load_example():
 
 def test_quick_start_matrix_factorization():
     example = _load_example()
-    initial, final, train = example.main(max_updates=300, verbose=False)
+    initial, final, train, _ = example.main(max_updates=300, verbose=False)
     # Exactly rank-3 data and small penalties: the reconstruction error's optimum is ~0.
     assert final < 1e-3 * initial
     assert {"err", "|u|<0.1", "|v|<0.1", "grad(u)", "grad(v)"} <= set(train)
