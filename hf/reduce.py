@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from typing import Callable, Sequence
 
 import numpy as np
@@ -89,6 +90,19 @@ class ExampleMean:
 
     def __init__(self, chunk_size: int | None = None):
         self.chunk_size = positive_int("chunk_size", chunk_size, allow_none=True)
+        #: Set to a dict (e.g. ``collections.Counter()``) to accumulate the seconds spent in
+        #: each compiled function, by its name (``hf_gv_cached``, ...): where an update's time goes.
+        self.timings = None
+
+    def _call(self, fn, batch, *args):
+        if self.timings is None:
+            return call(fn, batch, *args)
+        t0 = time.perf_counter()
+        try:
+            return call(fn, batch, *args)
+        finally:
+            name = getattr(fn, "name", None) or repr(fn)
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
     def combine(self, totals: list, count: int) -> list:
         """Means from this process's size-weighted sums ``totals`` over ``count`` examples."""
@@ -114,7 +128,7 @@ class ExampleMean:
     def over(self, fn: Callable, batches, *args) -> list:
         """Mean over the examples of several batches (a validation pass), one combination."""
         return self.combine(*self._sums(
-            (_outputs(call(fn, chunk, *args)), n) for batch in batches for chunk, n in batch.chunks(self.chunk_size)
+            (_outputs(self._call(fn, chunk, *args)), n) for batch in batches for chunk, n in batch.chunks(self.chunk_size)
         ))
 
     def cached(self, forward: Callable, fn: Callable, batch: Batch) -> Callable:
@@ -127,11 +141,11 @@ class ExampleMean:
         The attribute ``nbytes`` of the returned function is the cache's size.
         """
         chunks = list(batch.chunks(self.chunk_size))
-        caches = [list(_outputs(call(forward, chunk))) for chunk, _ in chunks]
+        caches = [list(_outputs(self._call(forward, chunk))) for chunk, _ in chunks]
 
         def mean(*args):
             return self.combine(*self._sums(
-                (_outputs(call(fn, chunk, *cache, *args)), n) for (chunk, n), cache in zip(chunks, caches)
+                (_outputs(self._call(fn, chunk, *cache, *args)), n) for (chunk, n), cache in zip(chunks, caches)
             ))
 
         mean.nbytes = int(sum(np.asarray(c).nbytes for cache in caches for c in cache))
@@ -144,7 +158,7 @@ class ExampleMean:
         """
         def squares():
             for chunk, _ in itertools.islice(batch.chunks(1), int(max_examples)):
-                g = np.asarray(call(fn, chunk)[-1], dtype=np.float64)
+                g = np.asarray(self._call(fn, chunk)[-1], dtype=np.float64)
                 yield [g * g], 1
 
         return self.combine(*self._sums(squares()))[0]

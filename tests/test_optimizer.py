@@ -285,3 +285,18 @@ def test_forward_cache_gives_the_same_products_and_updates(case):
     assert cached["new_loss"] == pytest.approx(plain["new_loss"], rel=1e-8)
     for a, b in zip(p_cached, p_plain):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_time_spent_in_each_compiled_function_is_recorded_on_request():
+    import collections
+
+    cost, s, params, inputs, data, ref = least_squares(n=30)
+    opt = hf.HFOptimizer(cost, s, params, inputs, cg_fraction=1.0)
+    batch = hf.Batch(tuple(data), (0, 0))
+    opt.step(batch)  # first calls load the compiled modules
+    assert opt.reduce.timings is None  # off by default: no clock reads
+    opt.reduce.timings = collections.Counter()
+    tm = opt.step(batch)
+    names = set(opt.reduce.timings)
+    assert {"hf_loss_grad", "hf_forward", "hf_gv_cached", "hf_loss_at", "hf_gv"} <= names
+    assert 0 < sum(opt.reduce.timings.values()) <= tm["seconds"]
