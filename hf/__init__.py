@@ -5,12 +5,24 @@ of Martens (ICML 2010) and Martens & Sutskever (ICML 2011), and offers a
 downhill-compatible first-order module, :mod:`hf.first_order`, beside it.
 """
 
+import logging as _logging
+
 from . import _blas
 
 _blas.configure()  # before PyTensor is imported: its C backend links the wheel's OpenBLAS
 
-from . import cg, checkpoint, damping, init  # noqa: E402
-from ._compile import default_mode, function  # noqa: E402
+# PyTensor logs its configuration at INFO while it is imported; keep that out of a
+# user's logging.basicConfig(level=INFO) unless they set PyTensor's level themselves.
+_pytensor_log = _logging.getLogger("pytensor")
+_quiet_import = _pytensor_log.level == _logging.NOTSET
+if _quiet_import:
+    _pytensor_log.setLevel(_logging.WARNING)
+try:
+    from . import cg, checkpoint, damping, init  # noqa: E402
+    from ._compile import default_mode, function  # noqa: E402
+finally:
+    if _quiet_import:
+        _pytensor_log.setLevel(_logging.NOTSET)
 from .curvature import (
     StructuralDamping,
     damped_gauss_newton_product,

@@ -226,6 +226,7 @@ class HFOptimizer(Trainer):
             from . import mpi  # only here: a single process never imports mpi4py
 
             self.reduce = mpi.DistributedMean(chunk_size, comm)
+            mpi.check_same(comm, [p.get_value(borrow=True) for p in params], "the initial parameters")
         self.forward_cache = _checks.boolean("forward_cache", forward_cache, owner)
         if jv not in ("pullback", "op", "auto"):
             raise ValueError(f"{owner}: jv must be 'pullback', 'op' or 'auto', got {jv!r}")
@@ -271,8 +272,16 @@ class HFOptimizer(Trainer):
 
     # ------------------------------------------------------------------ graphs
     def _compile(self):
-        """Compile the four functions used by an update, once."""
+        """Compile the functions an update uses, once; :attr:`compile_seconds` holds each one's time."""
         params, cost, inputs = self.params, self.cost, self.inputs
+        self.compile_seconds = {}
+
+        def compiled(inputs, outputs, name, **kw):
+            t = time.perf_counter()
+            f = _compile.function(inputs, outputs, name=name, on_unused_input="ignore", **kw)
+            self.compile_seconds[name] = time.perf_counter() - t
+            return f
+
         monitors = [e for _, e in self.monitors]
         t0 = time.perf_counter()
         n = 6 if self.forward_cache else 4
@@ -280,20 +289,13 @@ class HFOptimizer(Trainer):
                  ", forward pass and Gv from it" if self.forward_cache else "")
         with _compile.quiet():
             grads = pytensor.grad(cost, params)
-            self._f_loss_grad = _compile.function(
-                inputs, [cost, *monitors, flatten(grads)], name="hf_loss_grad", on_unused_input="ignore"
-            )
-            self._f_loss = _compile.function(inputs, [cost, *monitors], name="hf_loss", on_unused_input="ignore")
+            self._f_loss_grad = compiled(inputs, [cost, *monitors, flatten(grads)], "hf_loss_grad")
+            self._f_loss = compiled(inputs, [cost, *monitors], "hf_loss")
             # Cost probes at θ + x without touching the shared parameters: the
             # parameters are replaced by slices of a flat float64 input.
             theta = pt.vector("theta", dtype="float64")
-            self._f_loss_at = _compile.function(
-                inputs + [theta],
-                [cost, *monitors],
-                givens=list(zip(params, unflatten(theta, params))),
-                name="hf_loss_at",
-                on_unused_input="ignore",
-            )
+            self._f_loss_at = compiled(inputs + [theta], [cost, *monitors], "hf_loss_at",
+                                       givens=list(zip(params, unflatten(theta, params))))
             v = pt.vector("v", dtype="float64")
             vs = unflatten(v, params)
             if self.structural_damping is None:
@@ -305,15 +307,14 @@ class HFOptimizer(Trainer):
                 Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef,
                                                  jv=self.jv)
             Gv = flatten(Gv)
-            self._f_gv = _compile.function(inputs + [v] + extra, Gv, name="hf_gv", on_unused_input="ignore")
+            self._f_gv = compiled(inputs + [v] + extra, Gv, "hf_gv")
             if self.forward_cache:
                 # The forward part, computed once per update, and Gv as a function of it.
                 frontier, placeholders, (Gv_cached,) = split_constant_part([Gv], [v] + extra)
-                self._f_forward = _compile.function(inputs, frontier, name="hf_forward", on_unused_input="ignore")
-                self._f_gv_cached = _compile.function(
-                    inputs + placeholders + [v] + extra, Gv_cached, name="hf_gv_cached", on_unused_input="ignore"
-                )
-        log.info("HFOptimizer: compiled in %.1f s", time.perf_counter() - t0)
+                self._f_forward = compiled(inputs, frontier, "hf_forward")
+                self._f_gv_cached = compiled(inputs + placeholders + [v] + extra, Gv_cached, "hf_gv_cached")
+        log.info("HFOptimizer: compiled in %.1f s (%s)", time.perf_counter() - t0,
+                 ", ".join(f"{k} {v:.1f} s" for k, v in self.compile_seconds.items()))
 
     # ------------------------------------------------------------------ flat vectors
     def _theta(self) -> np.ndarray:
@@ -455,7 +456,10 @@ class HFOptimizer(Trainer):
             # worse on examples/rnn.py's addition (81% vs solved in 80 s) but better on
             # its memorization (solved at 18 s vs 53% at 60 s): one seed each, so the
             # simpler choice stays (README, "Longest T solved within 30 minutes").
-            cg_batch = batch.head(max(1, math.ceil(self.cg_fraction * batch.size)))
+            if self.comm is None:
+                cg_batch = batch.head(max(1, math.ceil(self.cg_fraction * batch.size)))
+            else:  # this rank's part of the same examples of the global batch (hf.mpi)
+                cg_batch = self.reduce.head(batch, self.cg_fraction)
         if not self._mean_checked:
             self._check_mean_cost(batch)
         return self.step(batch, cg_batch, t0=t0)
