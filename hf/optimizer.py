@@ -96,6 +96,11 @@ class HFOptimizer(Trainer):
         every CG iteration (default True). False recomputes it in every product,
         holding no cache in memory; :attr:`forward_cache_bytes` tells the cache's
         size.
+    rho_batch : {'gradient', 'cg'}
+        Where ρ is measured: on the gradient batch with the undamped model
+        (default; one extra Gauss-Newton product there), or on the CG batch with
+        the damped model value CG already knows ([Mart10]'s code; no extra
+        product).
     jv : {'pullback', 'op', 'auto'}
         How the Gauss-Newton product's ``Jv`` is built: from two reverse-mode
         products (default; every op has them), from the ops' own forward-mode
@@ -188,6 +193,7 @@ class HFOptimizer(Trainer):
         structural_damping=None,
         chunk_size=None,
         forward_cache=True,
+        rho_batch="gradient",
         jv="pullback",
         comm=None,
     ):
@@ -212,6 +218,7 @@ class HFOptimizer(Trainer):
             cg_decay=cg_decay,
             line_search=line_search,
             structural_weight=structural_damping.weight if structural_damping is not None else 0.0,
+            rho_batch=rho_batch,
         )
         self.initial_damping = _checks.real(
             "damping", damping, owner, low=self.config.min_damping, high=self.config.max_damping

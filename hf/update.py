@@ -60,6 +60,7 @@ class UpdateConfig:
     cg_decay: float = 0.95
     line_search: bool = True
     structural_weight: float = 0.0
+    rho_batch: str = "gradient"
 
     def __post_init__(self):
         owner = "HFOptimizer"
@@ -76,6 +77,8 @@ class UpdateConfig:
         set_(self, "cg_decay", real("cg_decay", self.cg_decay, owner, low=0, high=1))
         set_(self, "line_search", _checks.boolean("line_search", self.line_search, owner))
         set_(self, "structural_weight", real("structural_weight", self.structural_weight, owner, low=0))
+        if self.rho_batch not in ("gradient", "cg"):
+            raise ValueError(f"{owner}: rho_batch must be 'gradient' or 'cg', got {self.rho_batch!r}")
 
     def damping_rule(self, damping: float) -> _damping.LevenbergMarquardt:
         """A fresh Levenberg-Marquardt rule at ``damping`` (the rule object is mutable)."""
@@ -164,7 +167,11 @@ def hf_update(
        has a lower ``cg_loss_at``; call the choice :math:`p`;
     4. :math:`\\rho = (f(\\theta + p) - f_0) / q(p)` with the undamped model
        :math:`q(p) = g^\\top p + \\tfrac12 p^\\top G p` (``curvature``); ρ is −∞ when
-       the loss went up or a value is not finite;
+       the loss went up or a value is not finite. With ``rho_batch='cg'`` ρ is
+       instead measured on the CG batch as in Martens' code: the loss change
+       ``cg_loss_at(p) - cg_loss_at(0)`` (the first known from backtracking)
+       over the damped model value φ(p) that CG already computed, so no product
+       on the gradient batch is needed;
     5. Levenberg-Marquardt: λ ← 3/2 λ when ρ < 1/4, λ ← 2/3 λ when ρ > 3/4,
        clipped to ``[min_damping, max_damping]``;
     6. Armijo line search on ``loss_at`` (rates 1, 0.8, 0.8², …; c = 10⁻²), or
@@ -207,8 +214,11 @@ def hf_update(
         return probes[a]
 
     slope = float(g @ p)
-    q = slope + 0.5 * float(p @ curvature(p))
-    rho = _damping.reduction_ratio(f_line(1.0), f0, q)
+    if config.rho_batch == "cg":
+        rho = _damping.reduction_ratio(bt.objective, float(cg_loss_at(np.zeros_like(p))), float(res.phi[iters[bt.index]]))
+    else:
+        q = slope + 0.5 * float(p @ curvature(p))
+        rho = _damping.reduction_ratio(f_line(1.0), f0, q)
     rule = config.damping_rule(lam)
     rule.update(rho)
 

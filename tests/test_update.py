@@ -225,3 +225,22 @@ def test_non_finite_loss_or_gradient_raises_before_anything():
 def test_config_rejects_bad_values(kwargs, error, match):
     with pytest.raises(error, match=match):
         UpdateConfig(**kwargs)
+
+
+def test_rho_on_the_cg_batch_uses_the_damped_model_cg_computed():
+    """rho_batch='cg': ρ = (f_cg(p) − f_cg(0)) / φ(p), φ the damped model CG minimizes;
+    on an exact quadratic f(p) − f0 = q(p) = φ(p) − λ|p|²/2, so ρ = 1 − λ|p|² / (2 φ(p)).
+    No product on the gradient batch is made."""
+    G, g = problem(10)
+    lam = 0.8
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    phi = g @ p + 0.5 * p @ (G + lam * np.eye(N)) @ p
+    products = []
+    f = quadratic(G, g)
+    r = hf_update(lambda: (f(np.zeros(N)), g), lambda v, c: G @ v, f, DampingState(lam),
+                  UpdateConfig(rho_batch="cg"), curvature=lambda v: products.append(v) or G @ v)
+    assert products == []
+    assert r.metrics["rho"] == pytest.approx(1 - lam * (p @ p) / (2 * phi), rel=1e-9)
+    np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match="rho_batch"):
+        UpdateConfig(rho_batch="both")
