@@ -20,18 +20,16 @@ def test_reduction_ratio_values():
 
 
 def test_levenberg_marquardt_sequence():
+    """Each λ written out by hand from [Mart10]'s rule (ρ < 1/4: ×3/2; ρ > 3/4: ×2/3;
+    ρ = 1/4 and 3/4 keep λ; NaN and −∞ count as low), clipped to [1e-3, 10]."""
     lm = damping.LevenbergMarquardt(1.0, min_damping=1e-3, max_damping=10.0)
-    rhos = [0.9, 0.9, 0.5, 0.1, -math.inf, float("nan"), 0.25, 0.75]
-    expected = [1.0]
-    for rho in rhos:
-        lam = expected[-1]
-        if not rho >= 0.25:
-            lam *= 1.5
-        elif rho > 0.75:
-            lam *= 2 / 3
-        expected.append(min(max(lam, 1e-3), 10.0))
-    got = [1.0] + [lm.update(r) for r in rhos]
+    rhos = [0.9, 0.9, 0.5, 0.1, -math.inf, float("nan"), 0.25, 0.75, 0.76, 2.0]
+    expected = [2 / 3, 4 / 9, 4 / 9, 2 / 3, 1.0, 1.5, 1.5, 1.5, 1.0, 2 / 3]
+    got = [lm.update(r) for r in rhos]
     np.testing.assert_allclose(got, expected, rtol=1e-15)
+    # The upper clip, reached from below.
+    lm = damping.LevenbergMarquardt(8.0, min_damping=1e-3, max_damping=10.0)
+    assert lm.update(0.0) == 10.0 and lm.update(-1.0) == 10.0
 
 
 def test_levenberg_marquardt_clips_to_range():
