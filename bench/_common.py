@@ -1,0 +1,161 @@
+"""Models and timing helpers shared by the benchmarks in bench/.
+
+The models are written with ``pt.dot`` (PyTensor's ``Dot``, which has an R-op) so
+that both Jv paths, ``jv="pullback"`` and ``jv="op"``, apply to them.
+
+* :func:`autoencoder`: the deep autoencoder of [Mart10] (784-1000-500-250-30-
+  250-500-1000-784), logistic hidden units, a linear 30-unit code layer, the
+  graph cut at the output's pre-sigmoid ``s`` with sigmoid cross-entropy.
+* :func:`rnn`: a tanh RNN (``scan``), linear output with squared error, time-major
+  ``(T, batch, features)`` data, optionally with structural damping [MS11].
+
+Timing rules used by every script: one process, calls interleaved, the minimum
+over repeats, ratios formed within the run. Pin the process to one core and one
+BLAS thread (the commands in docs/performance.md do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+import hf
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+
+AE_SIZES = (784, 1000, 500, 250, 30, 250, 500, 1000, 784)
+
+
+class Model:
+    """What an HFOptimizer needs, plus the data to run it on."""
+
+    def __init__(self, name, cost, s, params, inputs, data, axes, options=None, extra=None):
+        self.name, self.cost, self.s, self.params, self.inputs = name, cost, s, params, inputs
+        self.data, self.axes = data, axes
+        self.options = options or {}
+        self.extra = extra or {}
+
+    def batch(self, n=None):
+        b = hf.Batch(tuple(self.data), tuple(self.axes))
+        return b if n is None else b.head(n)
+
+    def optimizer(self, **kwargs):
+        return hf.HFOptimizer(self.cost, self.s, self.params, self.inputs, **{**self.options, **kwargs})
+
+
+def autoencoder(n=1000, sizes=AE_SIZES, seed=0, hidden="logistic", dtype="float64"):
+    """Deep autoencoder; ``s`` is the output pre-sigmoid, the cost sigmoid cross-entropy per row (mean)."""
+    rng = np.random.default_rng(seed)
+    x = pt.matrix("x", dtype=dtype)
+    act = pt.sigmoid if hidden == "logistic" else pt.tanh
+    params, h, acts = [], x, []
+    code = len(sizes) // 2 - 1  # index of the layer producing the code (linear)
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = pytensor.shared((rng.normal(size=(a, b)) / np.sqrt(a)).astype(dtype), name=f"W{i}")
+        c = pytensor.shared(np.zeros(b, dtype=dtype), name=f"b{i}")
+        params += [W, c]
+        h = pt.dot(h, W) + c
+        if i < len(sizes) - 2 and i != code:
+            h = act(h)
+    s = h
+    # Cross-entropy of sigmoid(s) against x, summed over pixels, mean over rows:
+    # softplus(s) - x*s is the stable form of -x log p - (1-x) log(1-p).
+    cost = pt.mean(pt.sum(pt.softplus(s) - x * s, axis=1))
+    data = [rng.random((n, sizes[0])).astype(dtype)]
+    return Model(f"autoencoder {'-'.join(map(str, sizes))}, {n} rows", cost, s, params, [x], data, (0,),
+                 extra={"sizes": sizes, "hidden": hidden, "code": code, "dtype": dtype})
+
+
+def rnn(T=100, n=200, nh=100, n_in=2, n_out=1, seed=0, structural=False, dtype="float64", mu=0.03):
+    """tanh RNN over time-major data; squared error of a linear output, mean over sequences."""
+    rng = np.random.default_rng(seed)
+    x, y = pt.tensor3("x", dtype=dtype), pt.tensor3("y", dtype=dtype)
+    W = pytensor.shared((rng.normal(size=(n_in, nh)) * 0.3).astype(dtype), name="W")
+    U = pytensor.shared((rng.normal(size=(nh, nh)) / np.sqrt(nh)).astype(dtype), name="U")
+    b = pytensor.shared(np.zeros(nh, dtype=dtype), name="b")
+    V = pytensor.shared((rng.normal(size=(nh, n_out)) * 0.3).astype(dtype), name="V")
+    c = pytensor.shared(np.zeros(n_out, dtype=dtype), name="c")
+
+    def step(x_t, h_tm1):
+        a_t = pt.dot(x_t, W) + pt.dot(h_tm1, U) + b
+        return pt.tanh(a_t), a_t
+
+    h, a = pytensor.scan(step, sequences=x, outputs_info=[pt.zeros((x.shape[1], nh), dtype=dtype), None],
+                         return_updates=False)
+    s = pt.dot(h, V) + c
+    cost = 0.5 * pt.sum((s - y) ** 2) / pt.cast(x.shape[1], dtype)
+    data = [rng.normal(size=(T, n, n_in)).astype(dtype), rng.normal(size=(T, n, n_out)).astype(dtype)]
+    options = {"structural_damping": hf.StructuralDamping(a, "tanh", weight=mu)} if structural else {}
+    name = f"tanh RNN nh={nh} T={T}, {n} sequences" + (" + structural damping" if structural else "")
+    return Model(name, cost, s, [W, U, b, V, c], [x, y], data, (1, 1), options,
+                 extra={"T": T, "nh": nh, "structural": structural, "dtype": dtype})
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def interleaved_min(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Minimum time of each callable, the calls interleaved round-robin over ``repeats`` rounds."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            best[k] = min(best[k], timed(f))
+    return best
+
+
+def environment() -> dict:
+    from pytensor import config
+
+    return {
+        "python": sys.version.split()[0],
+        "pytensor": pytensor.__version__,
+        "numpy": np.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "blas__ldflags": config.blas__ldflags,
+        "floatX": config.floatX,
+        "argv": sys.argv,
+    }
+
+
+def write_result(name: str, payload: dict) -> str:
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, f"{name}.json")
+    payload = {"environment": environment(), **payload}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1, default=_jsonable)
+        f.write("\n")
+    print(f"wrote {os.path.relpath(path)}")
+    return path
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    return str(o)
+
+
+def rel_err(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
