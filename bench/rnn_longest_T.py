@@ -49,7 +49,7 @@ DEFAULT_T = {
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tasks", nargs="+", choices=example.TASKS, default=list(example.TASKS))
+    p.add_argument("--tasks", nargs="+", choices=tuple(DEFAULT_T), default=list(DEFAULT_T))
     p.add_argument("--T", type=int, nargs="+", default=None,
                    help="values of T to try, ascending (default: per task, up to 200)")
     p.add_argument("--budget", type=float, default=1800.0, help="training seconds per run (default 1800)")
@@ -98,8 +98,7 @@ def main(argv=None):
     start = time.perf_counter()
     for task in args.tasks:
         Ts = sorted(args.T if args.T is not None else DEFAULT_T[task])
-        if task == "addition":
-            Ts = [T for T in Ts if T >= 20]  # the addition windows need T >= 20
+        Ts = [T for T in Ts if T >= example.MIN_T[task]]  # e.g. the addition windows need T >= 20
         for name, slug, flags in optimizers:
             for T in Ts:
                 png = os.path.join(args.out_dir, f"{task}_T{T}_{slug}.png")

@@ -1,66 +1,100 @@
-"""A tanh RNN on a pathological long-range problem: Hessian-free vs Adam.
+"""A tanh RNN on the pathological long-range problems: Hessian-free vs Adam (and NAG).
 
 The main job of ``hf``, after Martens & Sutskever [MS11]: a plain recurrent
-network with tanh hidden units learns the *addition* problem (or, with
-``--task memorization``, the 5-bit noiseless memorization problem) of
-Hochreiter & Schmidhuber [HS97] with :class:`hf.HFOptimizer` and structural
-damping, and, on the same training set, the same initial weights and the same
-wall-clock budget, with Adam [King15] from :mod:`hf.first_order` (the best of
-a few learning rates).
+network with tanh hidden units learns the *addition* problem of Hochreiter &
+Schmidhuber [HS97] (or, with ``--task``, any problem of :mod:`hf.datasets`:
+multiplication, xor, temporal order with ``--bits`` 2 or 3, random
+permutation, noiseless memorization with ``--bits`` 5 or 20) with
+:class:`hf.HFOptimizer` and structural damping, and, on the same training set
+and from the same initial weights, with Adam [King15] from
+:mod:`hf.first_order` (the best of a few learning rates) for the same training
+time. NAG with Sutskever et al.'s settings [Sut13] runs too when given
+learning rates (``--nag-lrs``).
 
 Model
     ``a_t = x_t W_in + h_{t-1} W_rec + b``, ``h_t = tanh(a_t)``, ``h_0 = 0``,
     output ``s_t = h_t W_out + c``; 32 hidden units by default (``--hidden``).
-    Sparse initialization [Mart10, MS11] with :func:`hf.init.sparse`: every
-    unit gets 15 non-zero incoming weights drawn from N(0, 1) (all of them if
-    it has fewer inputs), the rest are zero; ``W_rec`` is rescaled to a
+    ``--init sparse`` (default) [Mart10, MS11] with :func:`hf.init.sparse`:
+    every unit gets 15 non-zero incoming weights drawn from N(0, 1) (all of
+    them if it has fewer inputs), the rest are zero; ``W_rec`` is rescaled to a
     spectral radius of 1.1 (our choice: slightly above 1, so that the hidden
     state carries information over the sequence without exploding); ``W_out``
     uses N(0, 0.1²) so that the initial outputs are small; biases start at 0.
-Loss
-    Addition: ``0.5 (s - y)²`` at each sequence's last step (a linear output
-    with squared error, so the Gauss-Newton cut is at ``s``). Memorization:
-    softmax cross-entropy on the 5 recall steps, cut at the logits ``s``. Both
-    are *sums over the scored steps, averaged over sequences*: a mean over
-    examples, as HF's chunked means and Adam's mini-batches require.
+    ``--init esn``, the Echo-State-Network-style start of [Sut13]: the same,
+    except that ``W_in`` is dense N(0, 1) times ``--input-scale`` (0.001).
+Loss and output
+    Given by the task (:attr:`hf.datasets.SequenceTask.output`), summed over
+    the steps of its ``target_mask`` and *averaged over sequences* (a mean over
+    examples, as HF's chunked means and the mini-batches require); the
+    Gauss-Newton cut is always at ``s``:
+
+    * ``linear`` (addition, multiplication): ``0.5 (s - y)²`` at the last step;
+    * ``logistic`` (xor): binary cross-entropy of ``sigmoid(s)`` at the last step;
+    * ``softmax`` (temporal order, random permutation, memorization):
+      categorical cross-entropy of ``softmax(s)`` on the scored steps (the last
+      step, or memorization's recall steps).
 HF
     Each update draws a new gradient batch of ``--hf-batch`` (2000) sequences
-    from the training set; the CG (curvature) batch is a slice of
-    ``--cg-batch`` (100) of them; at most ``--max-cg`` (100) CG iterations,
-    warm-started from ``--cg-decay`` (0.95) times the previous solution;
-    initial damping λ = ``--damping`` (0.03, near where the Levenberg-Marquardt
-    rule settles on this problem, instead of spending ~15 updates lowering it
-    from 1); structural damping ``λ·μ·J_aᵀ diag(1 - h²) J_a`` on the hidden
+    from the training set; the CG (curvature) batch is ``--cg-batch`` (100)
+    sequences: the leading slice of the gradient batch (``--cg-source head``,
+    the library's default) or the next batch of a separate pass that cycles
+    through the shuffled training set (``--cg-source cycle``, as Martens did);
+    at most ``--max-cg`` (100) CG iterations, warm-started from ``--cg-decay``
+    (0.95) times the previous solution; initial damping λ = ``--damping``
+    (0.03, near where the Levenberg-Marquardt rule settles on addition, instead
+    of spending ~15 updates lowering it from 1), kept above ``--min-damping``
+    (1e-6); structural damping ``λ·μ·J_aᵀ diag(1 - h²) J_a`` on the hidden
     pre-activations ``a`` [MS11] with ``μ = --mu`` (0.03; 0 turns it off).
 Adam
     [King15] Algorithm 1 with β₁ = 0.9, β₂ = 0.999, ε = 1e-8 and mini-batches
     of ``--adam-batch`` (50) sequences, once per learning rate of
-    ``--adam-lrs`` (1e-3 and 3e-3), each run with the full budget from the same
-    initial weights; the best run (solved soonest, else highest held-out
-    success, else lowest held-out loss) is plotted.
+    ``--adam-lrs`` (1e-3 and 3e-3), each run from the same initial weights;
+    the best run (solved soonest, else highest held-out success, else lowest
+    held-out loss) is plotted.
+NAG
+    Nesterov's accelerated gradient (``hf.first_order.build('nag', ...)``)
+    with momentum ``--nag-momentum`` (0.995) and mini-batches of
+    ``--nag-batch`` (100) sequences, as [Sut13] trained RNNs (pair it with
+    ``--init esn``), once per learning rate of ``--nag-lrs`` (none by default).
+    Adam and NAG take one step per mini-batch of a shuffled pass (an *epoch*)
+    over the training set; the step function is compiled before the clock
+    starts and the held-out evaluations are left out of it, as for HF.
 Success
-    ``task.score``: the fraction of held-out sequences solved (addition:
-    ``|y - target| <= 0.04``; memorization: every recalled symbol right). The
-    problem counts as *solved* when the success rate on 2,000 held-out
-    sequences reaches ``--target`` (0.99); a run stops once it is solved
-    (unless ``--no-stop``).
+    ``task.score``: the fraction of held-out sequences solved (linear outputs:
+    ``|y - target| <= 0.04``; logistic: the right side of 0.5; softmax: the
+    argmax right on every scored step). The problem counts as *solved* when
+    the success rate on 2,000 held-out sequences reaches ``--target`` (0.99);
+    a run stops once it is solved (unless ``--no-stop``).
+Budget
+    HF's budget is counted in *updates*: at most ``--hf-updates`` (150; at
+    seed 1 it solves addition at T=30 in about 80). Each Adam and NAG run then
+    gets the *training seconds HF actually used* (until it solved, or its
+    last update), so that a loaded machine slows every optimizer alike and HF
+    still solves its problem. ``--budget SECONDS`` gives instead every run the
+    same number of training seconds (and no update cap unless
+    ``--hf-updates`` is given); it is required with ``--no-hf``. (Until this
+    change every run got 80 training seconds, and on a busy machine HF ran out
+    of time before it solved.)
 Clock
-    Each run gets ``--budget`` (80) seconds of training. The wall-clock axis
-    counts training time only: compilation and the held-out evaluations
-    (after an HF update or Adam epoch, at most once per ``--eval-every``
-    training second) are left out, the same way for every run.
+    The wall-clock axis counts training time only: compilation and the
+    held-out evaluations (after an HF update or first-order epoch, at most
+    once per ``--eval-every`` training second, and after the last one) are
+    left out, the same way for every run.
 
 Run::
 
-    python examples/rnn.py                          # addition, T=30: about 4 minutes
+    python examples/rnn.py                          # addition, T=30: 2-4 minutes
     python examples/rnn.py --task memorization      # T=20 blank steps
+    python examples/rnn.py --task temporal_order --bits 3 --T 50
     python examples/rnn.py --T 100 --hidden 100 --budget 1800
+    python examples/rnn.py --no-hf --no-adam --nag-lrs 1e-4 --init esn --budget 300
 
 The defaults finish in under five minutes on two cores, compilation included:
-HF solves addition at T=30 in about a minute of training, and one epoch of
-Adam is one pass over the 20,000 training sequences. OpenBLAS is limited to one
-thread (``--blas-threads``): with the small matrices of this model, and other
-work on the machine, more threads are much slower.
+HF solves addition at T=30 in about 80 updates (under a minute of training),
+and the two Adam runs take as long each. OpenBLAS is limited to one thread
+(``--blas-threads``): with the small matrices of this model, and other work on
+the machine, more threads are much slower. ``bench/pathological.py`` runs one
+(task, T, optimizer, seed) cell of this script and records it.
 
 References
 ----------
@@ -71,6 +105,8 @@ References
    Computation 9(8), 1997.
 .. [King15] D. Kingma, J. Ba, "Adam: a method for stochastic optimization",
    ICLR 2015.
+.. [Sut13] I. Sutskever, J. Martens, G. Dahl, G. Hinton, "On the importance of
+   initialization and momentum in deep learning", ICML 2013.
 """
 
 from __future__ import annotations
@@ -91,10 +127,24 @@ from hf import datasets, function
 
 log = logging.getLogger("rnn")
 
-#: Default T per task (the minimal sequence length for addition, the number of
-#: blank steps for memorization); chosen so that the defaults run in minutes.
-DEFAULT_T = {"addition": 30, "memorization": 20}
+#: Default T per task (the minimal sequence length; for memorization the
+#: number of blank steps); chosen so that the defaults run in minutes.
+DEFAULT_T = {
+    "addition": 30,
+    "multiplication": 30,
+    "xor": 30,
+    "temporal_order": 30,
+    "random_permutation": 30,
+    "memorization": 20,
+}
 TASKS = tuple(DEFAULT_T)
+#: The variants of a task (``--bits``), the first one the default.
+BITS = {"temporal_order": (2, 3), "memorization": (5, 20)}
+#: The smallest T each generator accepts.
+MIN_T = {"addition": 20, "multiplication": 20, "xor": 20, "temporal_order": 20, "random_permutation": 2,
+         "memorization": 1}
+#: HF's update cap when no ``--budget`` is given.
+HF_UPDATES = 150
 
 #: Adam as in [King15]: β₁ = 0.9, β₂ = 0.999, written as downhill's halflives.
 ADAM_HYPER = dict(
@@ -108,38 +158,62 @@ ADAM_HYPER = dict(
 # --------------------------------------------------------------------------- data
 
 
-def make_task(name, n, T, seed, dtype="float64"):
-    """``n`` sequences of problem ``name`` (a :class:`hf.datasets.SequenceTask`)."""
-    if name == "addition":
-        return datasets.addition(n, T, seed=seed, dtype=dtype)
-    if name == "memorization":
-        return datasets.memorization(n, T, bits=5, seed=seed, dtype=dtype)
-    raise ValueError(f"make_task: unknown task {name!r}; choose one of {TASKS}")
+def make_task(name, n, T, seed, dtype="float64", bits=None):
+    """``n`` sequences of problem ``name`` (a :class:`hf.datasets.SequenceTask`).
+
+    ``bits`` picks the variant of temporal order (2, 3) and memorization (5, 20);
+    None means the first of :data:`BITS`.
+    """
+    if name not in TASKS:
+        raise ValueError(f"make_task: unknown task {name!r}; choose one of {TASKS}")
+    kwargs = {}
+    if name in BITS:
+        kwargs["bits"] = BITS[name][0] if bits is None else bits
+    elif bits is not None:
+        raise ValueError(f"make_task: {name} has no bits variants, got bits={bits!r}")
+    return datasets.make_task(name, n, T, seed=seed, dtype=dtype, **kwargs)
 
 
 def task_arrays(task):
     """Graph inputs of a task, all time-major with the sequences on axis 1.
 
     ``[inputs (T, n, n_in), targets (T, n, n_out), target_mask (T, n), mask (T, n)]``:
-    the dense targets and the target mask put the end-of-sequence targets of
-    addition and the recall steps of memorization in one layout.
+    the dense targets and the target mask put end-of-sequence targets and
+    per-step targets (memorization's recall steps) in one layout.
     """
     return [task.inputs, task.dense_targets(), task.target_mask, task.mask]
+
+
+def task_label(name, bits=None):
+    """``'memorization (5-bit)'``, ``'addition'``..."""
+    if name in BITS:
+        return f"{name} ({BITS[name][0] if bits is None else bits}-bit)"
+    return name
 
 
 # --------------------------------------------------------------------------- model
 
 
-def initial_weights(n_in, n_hidden, n_out, seed, *, radius=1.1, nonzero=15):
-    """Sparse initialization [Mart10, MS11] with the recurrent matrix at spectral radius ``radius``."""
+def initial_weights(n_in, n_hidden, n_out, seed, *, radius=1.1, nonzero=15, init="sparse", input_scale=0.001):
+    """Initial weights (see the module docstring).
+
+    ``init='sparse'``: sparse initialization [Mart10, MS11] with the recurrent
+    matrix at spectral radius ``radius``. ``init='esn'``: the same, but dense
+    N(0, 1) input weights times ``input_scale`` [Sut13].
+    """
     rng = np.random.default_rng(seed)
-    return {
+    weights = {
         "W_rec": hf.init.sparse(rng, n_hidden, n_hidden, nonzero=nonzero, spectral_radius=radius),
         "W_in": hf.init.sparse(rng, n_in, n_hidden, nonzero=nonzero),
         "b": np.zeros(n_hidden),
         "W_out": hf.init.sparse(rng, n_hidden, n_out, nonzero=nonzero, scale=0.1),
         "c": np.zeros(n_out),
     }
+    if init == "esn":
+        weights["W_in"] = rng.normal(size=(n_in, n_hidden)) * input_scale
+    elif init != "sparse":
+        raise ValueError(f"initial_weights: init must be 'sparse' or 'esn', got {init!r}")
+    return weights
 
 
 class RNN:
@@ -184,11 +258,15 @@ class RNN:
         if output == "linear":
             per_step = 0.5 * pt.sum((s - y) ** 2, axis=-1)
             self.outputs = s
+        elif output == "logistic":
+            # -y log σ(s) - (1 - y) log(1 - σ(s)) = softplus(s) - y s, stable for any s.
+            per_step = pt.sum(pt.softplus(s) - y * s, axis=-1)
+            self.outputs = pt.sigmoid(s)
         elif output == "softmax":
             per_step = -pt.sum(y * pt.special.log_softmax(s, axis=-1), axis=-1)
             self.outputs = pt.special.softmax(s, axis=-1)
         else:
-            raise ValueError(f"RNN: output must be 'linear' or 'softmax', got {output!r}")
+            raise ValueError(f"RNN: output must be 'linear', 'logistic' or 'softmax', got {output!r}")
         self.cost = pt.sum(target_mask * per_step) / pt.cast(x.shape[1], s.dtype)
         self.s, self.a, self.mask = s, a, mask
         self._evaluate = None
@@ -220,77 +298,112 @@ class RNN:
 
 
 class Run:
-    """Learning curve of one optimizer: held-out loss and success vs training seconds."""
+    """Learning curve of one optimizer: held-out loss and success vs training seconds and updates."""
 
     def __init__(self, label):
         self.label = label
-        self.seconds, self.loss, self.success = [], [], []
-        self.updates = 0
+        self.seconds, self.at_update, self.loss, self.success = [], [], [], []
+        self.updates = 0  # HF updates, or first-order epochs (a partial last epoch counts)
+        self.steps = 0  # first-order mini-batch steps (HF: updates)
+        self.train_seconds = 0.0
         self.solved_at = None  # training seconds when the target was first reached
+        self.solved_updates = None  # updates (epochs) by then
+        self.stop = None  # why the run ended: solved, budget, max_updates, diverged
         self.compile_seconds = 0.0
         self.weights = None  # the weights of the last held-out evaluation
+        self.trace = []  # HF: per-update metrics (update, loss, damping, rho, cg_iters, accepted, step_rate)
 
     def record(self, seconds, loss, success, target):
         self.seconds.append(seconds)
+        self.at_update.append(self.updates)
         self.loss.append(loss)
         self.success.append(success)
         if self.solved_at is None and success >= target:
             self.solved_at = seconds
+            self.solved_updates = self.updates
 
     def summary(self):
         return {
             "label": self.label,
             "updates": self.updates,
+            "steps": self.steps,
             "seconds": self.seconds[-1],
+            "train_seconds": self.train_seconds,
             "compile_seconds": self.compile_seconds,
             "loss": self.loss[-1],
             "success": self.success[-1],
             "best_success": max(self.success),
             "solved_at": self.solved_at,
-            "curve": {"seconds": list(self.seconds), "loss": list(self.loss), "success": list(self.success)},
+            "solved_updates": self.solved_updates,
+            "stop": self.stop,
+            "curve": {"seconds": list(self.seconds), "updates": list(self.at_update), "loss": list(self.loss),
+                      "success": list(self.success)},
+            "trace": list(self.trace),
             "weights": self.weights,
         }
 
 
-def _timed(iterator, run, model, valid, args, describe):
-    """Drive an optimizer's ``iterate`` generator for ``args.budget`` training seconds.
+def _drive(step, run, model, valid, args, *, seconds=None, max_updates=None, describe=lambda m: ""):
+    """Call ``step(clock_left)`` until the problem is solved or the budget is spent.
 
-    The held-out set is evaluated after an update (HF) or epoch (Adam) once at
-    least ``args.eval_every`` training seconds have passed since the last
+    ``step(seconds_left)`` makes one HF update or one first-order epoch (cut
+    short when it uses up ``seconds_left``) and returns ``(metrics, training
+    seconds it took)``, or raises StopIteration. The budget is
+    ``seconds`` of training and/or ``max_updates`` calls. The held-out set is
+    evaluated before the first call, after a call once at least
+    ``args.eval_every`` training seconds have passed since the last
     evaluation, and after the last one.
     """
     run.record(0.0, *model.evaluate(valid), args.target)
     run.weights = model.get_weights()
     clock, last_eval = 0.0, 0.0
-    while clock < args.budget:
-        t0 = time.perf_counter()
-        try:
-            train_metrics, _ = next(iterator)
-        except StopIteration:
+    while True:
+        if seconds is not None and clock >= seconds:
+            run.stop = "budget"
             break
-        clock += time.perf_counter() - t0
+        if max_updates is not None and run.updates >= max_updates:
+            run.stop = "max_updates"
+            break
+        try:
+            metrics, took = step(None if seconds is None else seconds - clock)
+        except StopIteration:
+            run.stop = "exhausted"
+            break
+        clock += took
         run.updates += 1
-        if clock - last_eval < args.eval_every and clock < args.budget:
-            log.info("%s %4d  %6.1fs  train %.4g  %s", run.label, run.updates, clock, train_metrics["loss"],
-                     describe(train_metrics))
+        loss = metrics["loss"]
+        if not math.isfinite(loss):
+            run.stop = "diverged"
+            log.info("%s %4d  %6.1fs  training loss %s: diverged", run.label, run.updates, clock, loss)
+            break
+        last = (seconds is not None and clock >= seconds) or (max_updates is not None and run.updates >= max_updates)
+        if clock - last_eval < args.eval_every and not last:
+            log.info("%s %4d  %6.1fs  train %.4g  %s", run.label, run.updates, clock, loss, describe(metrics))
             continue
         last_eval = clock
-        loss, success = model.evaluate(valid)
-        run.record(clock, loss, success, args.target)
+        held_loss, success = model.evaluate(valid)
+        run.record(clock, held_loss, success, args.target)
         run.weights = model.get_weights()
-        log.info(
-            "%s %4d  %6.1fs  train %.4g  %s  held-out loss %.4g success %5.1f%%",
-            run.label, run.updates, clock, train_metrics["loss"], describe(train_metrics), loss, 100 * success,
-        )
+        log.info("%s %4d  %6.1fs  train %.4g  %s  held-out loss %.4g success %5.1f%%",
+                 run.label, run.updates, clock, loss, describe(metrics), held_loss, 100 * success)
         if success >= args.target and not args.no_stop:
+            run.stop = "solved"
             log.info("%s: solved (held-out success %.1f%% >= %.1f%%)", run.label, 100 * success, 100 * args.target)
             break
-    iterator.close()
+    run.train_seconds = clock
+    if run.at_update[-1] != run.updates:  # stopped after a call that was not evaluated (diverged, exhausted)
+        run.record(clock, *model.evaluate(valid), args.target)
+        run.weights = model.get_weights()
     return run
 
 
+def hf_budget(args):
+    """``(seconds, max_updates)`` of the HF run (None: no limit of that kind)."""
+    return args.budget, (args.hf_updates or None)
+
+
 def train_hf(model, train, valid, args):
-    """HF with structural damping (``args.mu``; 0 turns it off) for ``args.budget`` seconds."""
+    """HF with structural damping (``args.mu``; 0 turns it off) within :func:`hf_budget`."""
     structural, inputs = None, model.inputs[:3]  # the mask is used by structural damping only
     if args.mu > 0:
         structural = hf.StructuralDamping(model.a, "tanh", weight=args.mu, mask=model.mask)
@@ -298,40 +411,81 @@ def train_hf(model, train, valid, args):
     t0 = time.perf_counter()
     opt = hf.HFOptimizer(
         model.cost, model.s, model.params, inputs,
-        damping=args.damping, max_cg_iters=args.max_cg, cg_decay=args.cg_decay, structural_damping=structural,
-        cg_fraction=min(1.0, args.cg_batch / args.hf_batch),
+        damping=args.damping, min_damping=args.min_damping, max_cg_iters=args.max_cg, cg_decay=args.cg_decay,
+        structural_damping=structural, cg_fraction=min(1.0, args.cg_batch / args.hf_batch),
     )
     label = f"HF (mu={args.mu:g})"
     run = Run(label)
     run.compile_seconds = time.perf_counter() - t0
     log.info("%s: compiled in %.1fs", label, run.compile_seconds)
     data = hf.Dataset(train[: len(inputs)], name="hf-train", batch_size=args.hf_batch, axis=1, rng=args.seed)
-    iterator = opt.iterate(data, max_updates=None, patience=10**9)
+    cg = None
+    if args.cg_source == "cycle":  # a pass of its own through the shuffled training set, as Martens did
+        cg = hf.Dataset(train[: len(inputs)], name="hf-cg", batch_size=args.cg_batch, axis=1, rng=args.seed + 1)
+    iterator = opt.iterate(data, cg=cg, max_updates=None, patience=10**9)
+
+    def step(_):
+        t = time.perf_counter()
+        metrics, _valid = next(iterator)
+        took = time.perf_counter() - t
+        run.steps += 1
+        run.trace.append({k: metrics[k] for k in ("update", "loss", "damping", "rho", "cg_iters", "accepted",
+                                                  "step_rate")})
+        return metrics, took
 
     def describe(m):
         return (f"rho {m['rho']:6.3f} damping {m['damping']:.3g} cg {m['cg_iters']:3d} "
                 f"rate {m['step_rate']:.2f}{'' if m['accepted'] else ' REJECTED'}")
 
-    return _timed(iterator, run, model, valid, args, describe)
+    seconds, max_updates = hf_budget(args)
+    try:
+        return _drive(step, run, model, valid, args, seconds=seconds, max_updates=max_updates, describe=describe)
+    finally:
+        iterator.close()
 
 
-def train_adam(model, train, valid, args, learning_rate):
-    """Adam from :mod:`hf.first_order` with one learning rate for ``args.budget`` seconds."""
+def train_first_order(model, train, valid, args, algo, learning_rate, seconds):
+    """Adam or NAG from :mod:`hf.first_order`, one learning rate, for ``seconds`` of training.
+
+    One step per mini-batch of a shuffled pass over the training set; the step
+    function (``opt.get_updates`` compiled with :func:`hf.function`) is compiled
+    before the clock starts. A run stops at ``seconds`` even inside an epoch.
+    """
     t0 = time.perf_counter()
-    # The loss does not use the mask (only structural damping does): leave it out.
-    opt = hf.first_order.build("adam", model.cost, params=model.params, inputs=model.inputs[:3])
-    data = hf.Dataset(
-        train[:3], name="adam-train", batch_size=args.adam_batch, axis=1, rng=args.seed,
-        iteration_size=args.adam_epoch,
-    )
-    iterator = opt.iterate(
-        data, learning_rate=learning_rate, patience=10**9, validate_every=1, **ADAM_HYPER
-    )
-    label = f"Adam (lr={learning_rate:g})"
+    inputs = model.inputs[:3]  # the loss does not use the mask (only structural damping does)
+    opt = hf.first_order.build(algo, model.cost, params=model.params, inputs=inputs)
+    if algo == "adam":
+        hyper, batch, label = dict(ADAM_HYPER), args.adam_batch, f"Adam (lr={learning_rate:g})"
+    else:
+        hyper = {"momentum": args.nag_momentum}
+        batch, label = args.nag_batch, f"NAG (lr={learning_rate:g}, mu={args.nag_momentum:g})"
+    train_step = function(inputs, model.cost, updates=list(opt.get_updates(learning_rate=learning_rate, **hyper)))
     run = Run(label)
     run.compile_seconds = time.perf_counter() - t0
     log.info("%s: compiled in %.1fs", label, run.compile_seconds)
-    return _timed(iterator, run, model, valid, args, lambda m: "")
+    arrays = train[:3]
+    n = arrays[0].shape[1]
+    rng = np.random.default_rng(args.seed)
+
+    def epoch(time_left):
+        t = time.perf_counter()
+        order = rng.permutation(n)
+        shuffled = [a[:, order] for a in arrays]
+        total, seen = 0.0, 0
+        for start in range(0, n, batch):
+            part = [a[:, start : start + batch] for a in shuffled]
+            loss = float(train_step(*part))
+            run.steps += 1
+            total += loss * part[0].shape[1]
+            seen += part[0].shape[1]
+            if not math.isfinite(loss):
+                break
+            if time_left is not None and time.perf_counter() - t >= time_left:
+                break
+        return {"loss": total / seen}, time.perf_counter() - t
+
+    return _drive(epoch, run, model, valid, args, seconds=seconds,
+                  describe=lambda m: "")
 
 
 # --------------------------------------------------------------------------- report
@@ -339,9 +493,19 @@ def train_adam(model, train, valid, args, learning_rate):
 
 def _better(a, b):
     """Whether run summary ``a`` beats ``b``: solved sooner, else higher success, else lower loss."""
-    ka = (a["solved_at"] is None, a["solved_at"] or 0.0, -a["success"], a["loss"])
-    kb = (b["solved_at"] is None, b["solved_at"] or 0.0, -b["success"], b["loss"])
-    return ka < kb
+    def key(r):
+        loss = r["loss"] if math.isfinite(r["loss"]) else math.inf
+        return (r["solved_at"] is None, r["solved_at"] or 0.0, -r["success"], loss)
+
+    return key(a) < key(b)
+
+
+def best_of(runs):
+    best = None
+    for r in runs:
+        if best is None or _better(r, best):
+            best = r
+    return best
 
 
 def plot(runs, path, title, target):
@@ -373,12 +537,16 @@ def plot(runs, path, title, target):
 
 
 def print_table(rows, target):
-    header = f"{'optimizer':<22} {'updates':>7} {'train s':>8} {'compile s':>9} {'held-out loss':>13} {'success':>8}  solved (>= {100 * target:.0f}%)"
+    header = (f"{'optimizer':<26} {'updates':>7} {'train s':>8} {'compile s':>9} {'held-out loss':>13} {'success':>8}"
+              f"  solved (>= {100 * target:.0f}%)")
     print(header)
     print("-" * len(header))
     for r in rows:
-        solved = f"at {r['solved_at']:.1f}s" if r["solved_at"] is not None else "no"
-        print(f"{r['label']:<22} {r['updates']:>7d} {r['seconds']:>8.1f} {r['compile_seconds']:>9.1f} "
+        if r["solved_at"] is not None:
+            solved = f"at {r['solved_at']:.1f}s ({r['solved_updates']} {'updates' if r['label'].startswith('HF') else 'epochs'})"
+        else:
+            solved = f"no ({r['stop']})"
+        print(f"{r['label']:<26} {r['updates']:>7d} {r['train_seconds']:>8.1f} {r['compile_seconds']:>9.1f} "
               f"{r['loss']:>13.4g} {100 * r['success']:>7.1f}%  {solved}")
 
 
@@ -388,19 +556,35 @@ def print_table(rows, target):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=TASKS, default="addition")
+    p.add_argument("--bits", type=int, default=None,
+                   help="variant: temporal_order 2 or 3 informative symbols, memorization 5 or 20 bits "
+                        "(default the first)")
     p.add_argument("--T", type=int, default=None, help=f"sequence length / blank steps (default {DEFAULT_T})")
     p.add_argument("--hidden", type=int, default=32, help="tanh hidden units (default 32)")
-    p.add_argument("--budget", type=float, default=80.0, help="training seconds per optimizer run (default 80)")
+    p.add_argument("--init", choices=("sparse", "esn"), default="sparse",
+                   help="initialization: sparse [MS11] or ESN-style [Sut13] (default sparse)")
+    p.add_argument("--input-scale", type=float, default=0.001, help="--init esn: input weights' scale (default 0.001)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="training seconds of every run (default: HF runs --hf-updates updates, Adam and NAG the "
+                        "seconds HF used)")
+    p.add_argument("--hf-updates", type=int, default=None,
+                   help=f"HF update cap; 0: none (default {HF_UPDATES} without --budget, none with it)")
     p.add_argument("--mu", type=float, default=0.03, help="structural damping weight μ; 0 disables it (default 0.03)")
     p.add_argument("--damping", type=float, default=0.03, help="initial HF damping λ (default 0.03)")
+    p.add_argument("--min-damping", type=float, default=1e-6, help="floor of HF's damping λ (default 1e-6)")
     p.add_argument("--max-cg", type=int, default=100, help="CG iterations per HF update (default 100)")
     p.add_argument("--cg-decay", type=float, default=0.95,
                    help="CG warm start: the previous CG solution times this (default 0.95; 0 starts CG from zero)")
     p.add_argument("--hf-batch", type=int, default=2000, help="HF gradient batch, sequences (default 2000)")
     p.add_argument("--cg-batch", type=int, default=100, help="HF curvature batch, sequences (default 100)")
+    p.add_argument("--cg-source", choices=("head", "cycle"), default="head",
+                   help="CG batch: leading slice of the gradient batch, or cycling through the training set "
+                        "(default head)")
     p.add_argument("--adam-lrs", type=float, nargs="+", default=[1e-3, 3e-3], help="Adam learning rates (default 1e-3 3e-3)")
     p.add_argument("--adam-batch", type=int, default=50, help="Adam mini-batch, sequences (default 50)")
-    p.add_argument("--adam-epoch", type=int, default=None, help="Adam mini-batches per epoch (default: one pass over the training set)")
+    p.add_argument("--nag-lrs", type=float, nargs="*", default=[], help="NAG learning rates (default: no NAG run)")
+    p.add_argument("--nag-momentum", type=float, default=0.995, help="NAG momentum (default 0.995)")
+    p.add_argument("--nag-batch", type=int, default=100, help="NAG mini-batch, sequences (default 100)")
     p.add_argument("--eval-every", type=float, default=1.0, help="least training seconds between held-out evaluations (default 1)")
     p.add_argument("--train-size", type=int, default=20000, help="training sequences (default 20000)")
     p.add_argument("--valid-size", type=int, default=2000, help="held-out sequences (default 2000)")
@@ -411,26 +595,40 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="float type of the model and data")
     p.add_argument("--out", default=None, help="PNG path (default rnn_<task>.png)")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-update lines")
     args = p.parse_args(argv)
     if args.T is None:
         args.T = DEFAULT_T[args.task]
-    if args.task == "addition" and args.T < 20:
-        p.error(f"--T must be >= 20 for addition, got {args.T}")
-    if args.adam_epoch is None:
-        args.adam_epoch = -(-args.train_size // args.adam_batch)
-    if args.no_hf and args.no_adam:
-        p.error("--no-hf and --no-adam leave nothing to run")
-    for name in ("hidden", "max_cg", "hf_batch", "cg_batch", "adam_batch", "adam_epoch", "train_size", "valid_size",
+    if args.T < MIN_T[args.task]:
+        p.error(f"--T must be >= {MIN_T[args.task]} for {args.task}, got {args.T}")
+    if args.bits is not None and args.bits not in BITS.get(args.task, ()):
+        p.error(f"--bits {args.bits} is not a variant of {args.task} (variants: {BITS.get(args.task, 'none')})")
+    if args.no_adam:
+        args.adam_lrs = []
+    if args.no_hf and not args.adam_lrs and not args.nag_lrs:
+        p.error("--no-hf and --no-adam without --nag-lrs leave nothing to run")
+    if args.no_hf and args.budget is None:
+        p.error("--no-hf needs --budget (Adam and NAG otherwise get the seconds HF used)")
+    if args.hf_updates is None:
+        args.hf_updates = HF_UPDATES if args.budget is None else 0
+    for name in ("hidden", "max_cg", "hf_batch", "cg_batch", "adam_batch", "nag_batch", "train_size", "valid_size",
                  "T", "blas_threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if args.budget <= 0 or args.mu < 0 or args.damping <= 0 or args.eval_every < 0 or not 0 < args.target <= 1:
-        p.error("--budget and --damping must be > 0, --mu and --eval-every >= 0, --target in (0, 1]")
-    if any(lr <= 0 for lr in args.adam_lrs):
-        p.error(f"--adam-lrs must be positive, got {args.adam_lrs}")
-    if args.out is None:
+    if args.hf_updates < 0:
+        p.error(f"--hf-updates must be >= 0, got {args.hf_updates}")
+    if (args.budget is not None and args.budget <= 0) or args.mu < 0 or args.damping <= 0 or args.eval_every < 0 \
+            or not 0 < args.target <= 1 or not 0 < args.min_damping <= args.damping or args.input_scale <= 0 \
+            or not 0 <= args.nag_momentum < 1:
+        p.error("--budget, --damping and --input-scale must be > 0, --min-damping in (0, --damping], --mu and "
+                "--eval-every >= 0, --target in (0, 1], --nag-momentum in [0, 1)")
+    if any(lr <= 0 for lr in args.adam_lrs + args.nag_lrs):
+        p.error(f"learning rates must be positive, got {args.adam_lrs + args.nag_lrs}")
+    if args.no_plot:
+        args.out = None
+    elif args.out is None:
         args.out = f"rnn_{args.task}.png"
     return args
 
@@ -449,15 +647,24 @@ def main(argv=None) -> dict:
     Returns
     -------
     dict
-        ``task``, ``T``, ``hidden``, ``target``, ``png``, ``hf`` (one run
-        summary), ``adam`` (a summary per learning rate), ``adam_best`` (the best
-        one) and ``seconds`` (the whole script). A run summary has ``label``,
-        ``updates``, ``seconds`` (training), ``compile_seconds``, ``loss`` and
-        ``success`` (final held-out), ``best_success``, ``solved_at`` (training
-        seconds when the target was reached, or None), ``curve`` and ``weights``
+        ``task``, ``bits`` (None unless the task has variants), ``T``,
+        ``hidden``, ``target``, ``png`` (None with ``--no-plot``), ``hf`` (one
+        run summary, or None), ``adam`` and ``nag`` (a summary per learning
+        rate), ``adam_best`` and ``nag_best`` (the best ones, or None),
+        ``first_order_seconds`` (the training seconds each Adam/NAG run was
+        given), ``args`` (the parsed arguments) and ``seconds`` (the whole
+        script). A run summary has ``label``, ``updates`` (HF updates or
+        epochs), ``steps`` (mini-batch steps), ``seconds`` (training seconds
+        at the last evaluation), ``train_seconds`` (all its training seconds),
+        ``compile_seconds``, ``loss`` and ``success`` (final held-out),
+        ``best_success``, ``solved_at`` (training seconds when the target was
+        reached, or None), ``solved_updates``, ``stop`` (``'solved'``,
+        ``'budget'``, ``'max_updates'``, ``'diverged'``), ``curve``
+        (``seconds``, ``updates``, ``loss``, ``success`` at each evaluation),
+        ``trace`` (HF: one dict of metrics per update) and ``weights``
         (``{name: array}`` at the last held-out evaluation, i.e. the weights
-        ``loss`` and ``success`` were measured at). Also ``weights`` (the initial
-        weights every run starts from) and ``valid`` (the held-out
+        ``loss`` and ``success`` were measured at). Also ``weights`` (the
+        initial weights every run starts from) and ``valid`` (the held-out
         :class:`hf.datasets.SequenceTask`).
     """
     args = parse_args(argv)
@@ -466,38 +673,51 @@ def main(argv=None) -> dict:
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     start = time.perf_counter()
     with _blas_threads(args.blas_threads):
-        train_task = make_task(args.task, args.train_size, args.T, args.seed, args.dtype)
-        valid_task = make_task(args.task, args.valid_size, args.T, args.seed + 10_000, args.dtype)
+        train_task = make_task(args.task, args.train_size, args.T, args.seed, args.dtype, args.bits)
+        valid_task = make_task(args.task, args.valid_size, args.T, args.seed + 10_000, args.dtype, args.bits)
         train = task_arrays(train_task)
-        weights = initial_weights(train_task.n_in, args.hidden, train_task.n_out, args.seed)
+        weights = initial_weights(train_task.n_in, args.hidden, train_task.n_out, args.seed, init=args.init,
+                                  input_scale=args.input_scale)
         model = RNN(weights, train_task.output, args.dtype)
+        name = task_label(args.task, args.bits)
         log.info(
             "%s, T=%d (%d steps), %d hidden units, %d parameters; %d training / %d held-out sequences",
-            args.task, args.T, train_task.T_total, args.hidden, sum(v.size for v in weights.values()),
+            name, args.T, train_task.T_total, args.hidden, sum(v.size for v in weights.values()),
             args.train_size, args.valid_size,
         )
         hf_run = None if args.no_hf else train_hf(model, train, valid_task, args).summary()
-        adam_runs = []
-        if not args.no_adam:
-            for lr in args.adam_lrs:
+        seconds = args.budget if args.budget is not None else hf_run["train_seconds"]
+        first_order = {"adam": [], "nag": []}
+        for algo, lrs in (("adam", args.adam_lrs), ("nag", args.nag_lrs)):
+            for lr in lrs:
                 model.set_weights(weights)  # the same starting point for every run
-                adam_runs.append(train_adam(model, train, valid_task, args, lr).summary())
-    best = None
-    for r in adam_runs:
-        if best is None or _better(r, best):
-            best = r
-    rows = [r for r in (hf_run, best) if r is not None]
-    title = f"tanh RNN, {args.task} T={args.T}, {args.hidden} hidden units"
-    plot(rows, args.out, title, args.target)
-    seconds = time.perf_counter() - start
+                first_order[algo].append(train_first_order(model, train, valid_task, args, algo, lr, seconds).summary())
+    adam_best, nag_best = best_of(first_order["adam"]), best_of(first_order["nag"])
+    rows = [r for r in (hf_run, adam_best, nag_best) if r is not None]
+    title = f"tanh RNN, {name} T={args.T}, {args.hidden} hidden units"
+    if args.out is not None:
+        plot(rows, args.out, title, args.target)
+    total = time.perf_counter() - start
     print()
     print(f"{title}; held-out: {args.valid_size} sequences; solved = success >= {100 * args.target:g}%")
-    print_table(rows + [r for r in adam_runs if r is not best], args.target)
-    print(f"plot: {args.out}; total {seconds:.0f}s")
+    budget = []
+    if hf_run is not None:
+        budget.append("HF " + (f"{args.hf_updates} updates" if args.hf_updates else "")
+                      + (" / " if args.hf_updates and args.budget else "")
+                      + (f"{args.budget:g} s" if args.budget is not None else ""))
+    if first_order["adam"] or first_order["nag"]:
+        budget.append(f"Adam/NAG {seconds:.1f} s each" + ("" if args.budget is not None else " (HF's training time)"))
+    print("budget: " + "; ".join(budget))
+    others = [r for r in first_order["adam"] + first_order["nag"] if r is not adam_best and r is not nag_best]
+    print_table(rows + others, args.target)
+    print(f"{'plot: ' + args.out + '; ' if args.out else ''}total {total:.0f}s")
     return {
-        "task": args.task, "T": args.T, "hidden": args.hidden, "target": args.target, "png": args.out,
-        "hf": hf_run, "adam": adam_runs, "adam_best": best, "seconds": seconds,
-        "weights": weights, "valid": valid_task,
+        "task": args.task, "bits": (BITS[args.task][0] if args.bits is None else args.bits) if args.task in BITS else None,
+        "T": args.T, "hidden": args.hidden, "target": args.target, "png": args.out,
+        "hf": hf_run, "adam": first_order["adam"], "adam_best": adam_best,
+        "nag": first_order["nag"], "nag_best": nag_best,
+        "first_order_seconds": seconds if first_order["adam"] or first_order["nag"] else None,
+        "seconds": total, "args": vars(args), "weights": weights, "valid": valid_task,
     }
 
 

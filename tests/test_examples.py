@@ -62,6 +62,12 @@ def numpy_loss_success(weights, task):
         end = s[task.lengths - 1, np.arange(n)]
         loss = 0.5 * np.sum((end - task.targets) ** 2) / n
         success = np.mean(np.all(np.abs(end - task.targets) <= 0.04, axis=1))
+    elif task.name == "xor":
+        # Logistic output with binary cross-entropy at the last step; solved when p is on the target's side of 0.5.
+        end = s[task.lengths - 1, np.arange(n)]
+        p = 1.0 / (1.0 + np.exp(-end))
+        loss = -np.sum(task.targets * np.log(p) + (1 - task.targets) * np.log(1 - p)) / n
+        success = np.mean(np.all((p > 0.5) == (task.targets > 0.5), axis=1))
     else:
         assert task.name == "memorization" and task.per_step
         log_p = s - s.max(axis=-1, keepdims=True)
@@ -152,6 +158,46 @@ def test_rnn_example_memorization_without_structural_damping(tmp_path):
     assert result["hf"]["loss"] < result["hf"]["curve"]["loss"][0]
 
 
+def test_rnn_example_xor_with_adam_and_nag_from_the_esn_initialization(tmp_path):
+    result = _run_rnn(tmp_path, "--task", "xor", "--T", "20", "--no-hf", "--adam-lrs", "0.01", "--nag-lrs", "1e-4",
+                      "--init", "esn")
+
+    valid = result["valid"]
+    assert (valid.name, valid.output, valid.n_sequences) == ("xor", "logistic", 100)
+    w = result["weights"]
+    _check_initial_weights(w, n_in=2, hidden=8, n_out=1)
+    # ESN-style: dense input weights of scale 0.001 (N(0, 1) draws times 0.001).
+    assert np.all(w["W_in"] != 0) and 1e-5 < np.std(w["W_in"]) < 1e-2
+    assert result["hf"] is None and result["first_order_seconds"] == 1.5
+    [adam], [nag] = result["adam"], result["nag"]
+    _check_run(adam, label="Adam (lr=0.01)")
+    _check_run(nag, label="NAG (lr=0.0001, mu=0.995)")
+    assert result["adam_best"] is adam and result["nag_best"] is nag
+    for run in (adam, nag):
+        assert run["stop"] in ("budget", "solved") and run["steps"] >= 1
+        assert run["train_seconds"] >= (1.5 if run["stop"] == "budget" else 0)
+    _check_against_numpy(result, [adam, nag])
+
+
+def test_rnn_example_default_budget_hf_updates_then_the_same_seconds_for_adam(tmp_path):
+    """Without --budget HF runs --hf-updates updates and Adam gets the training seconds HF used."""
+    tiny = [a for a in RNN_TINY]
+    del tiny[tiny.index("--budget"):tiny.index("--budget") + 2]
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "rnn.png"
+    result = load_example("rnn").main(["--task", "addition", "--T", "20", "--hf-updates", "3", "--adam-lrs", "0.01",
+                                       "--out", str(png), *tiny])
+    hf_run, [adam] = result["hf"], result["adam"]
+    _check_run(hf_run, label="HF")
+    assert hf_run["stop"] == "max_updates" and hf_run["updates"] == 3 and len(hf_run["trace"]) == 3
+    assert hf_run["curve"]["updates"][-1] == 3
+    assert result["first_order_seconds"] == hf_run["train_seconds"] > 0
+    # Adam stops at that many training seconds (checked after each mini-batch step).
+    assert adam["stop"] == "budget" and adam["train_seconds"] >= hf_run["train_seconds"]
+    assert adam["train_seconds"] < hf_run["train_seconds"] + 0.5
+    _check_against_numpy(result, [hf_run, adam])
+
+
 def test_rnn_example_rejects_bad_arguments():
     rnn = load_example("rnn")
     with pytest.raises(SystemExit):
@@ -160,3 +206,7 @@ def test_rnn_example_rejects_bad_arguments():
         rnn.main(["--hidden", "0"])
     with pytest.raises(SystemExit):
         rnn.main(["--no-hf", "--no-adam"])
+    with pytest.raises(SystemExit):
+        rnn.main(["--no-hf", "--adam-lrs", "1e-3"])  # without HF, Adam needs --budget
+    with pytest.raises(SystemExit):
+        rnn.main(["--task", "xor", "--bits", "3"])  # xor has no variants
