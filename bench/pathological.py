@@ -1,0 +1,364 @@
+"""One cell of the pathological-problems benchmark, appended as one JSON line to a results file.
+
+A *cell* is (task, T, optimizer, seed, budget): ``examples/rnn.py`` trains its
+tanh RNN on one problem of :mod:`hf.datasets` with one optimizer, and this
+script appends what happened, with everything needed to run it again, as one
+line of JSON to ``--results`` (default ``bench/results/pathological.jsonl``,
+kept in the repository). Cells accumulate run after run and across machines;
+``bench/pathological_report.py`` turns the file into the README table and a
+plot. The schema is described in ``docs/pathological.md``.
+
+Tasks (``--task``): addition, multiplication, xor, temporal_order_2bit,
+temporal_order_3bit, random_permutation, memorization_5bit,
+memorization_20bit. T is the minimal sequence length (memorization: the
+number of blank steps).
+
+Optimizers (``--optimizer``):
+
+* ``hf``: HF with structural damping, μ = 0.03 (the example's defaults);
+* ``hf-mu0``: HF without structural damping;
+* ``adam``: Adam, mini-batches of 50, one learning rate (``--lr``; the grid
+  used so far: 1e-3 and 3e-3);
+* ``nag``: Nesterov's accelerated gradient with the settings of Sutskever et
+  al. 2013: momentum 0.995, mini-batches of 100, ESN-style initialization
+  (recurrent spectral radius 1.1, input weights × 0.001), one learning rate
+  (``--lr``; the grid used so far: 1e-4 and 1e-5).
+
+Budget: ``--budget`` training seconds (compilation and held-out evaluations
+are not counted), and for HF optionally ``--max-updates``. Anything else of
+the example (hidden units, CG settings...) is passed after ``--`` and is
+recorded; the report keeps cells with different settings apart.
+
+Run::
+
+    python bench/pathological.py --task addition --T 30 --optimizer hf --seed 1 --budget 300
+    python bench/pathological.py --task memorization_5bit --T 20 --optimizer adam --lr 1e-3 --seed 2 --budget 600
+    python bench/pathological.py --task memorization_5bit --T 30 --optimizer hf --seed 1 --budget 600 -- --cg-decay 0
+    python bench/pathological_report.py      # the table (and --png for the plot)
+
+Appending is safe for concurrent runs: the file is opened in append mode and
+the line is written with one ``write`` under an exclusive ``flock``, then
+flushed to disk (``fsync``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+
+import rnn as example  # noqa: E402  (examples/rnn.py)
+
+SCHEMA = 1
+RESULTS = os.path.join(HERE, "results", "pathological.jsonl")
+
+#: Benchmark task name -> (hf.datasets generator, bits variant or None).
+SUITE = {
+    "addition": ("addition", None),
+    "multiplication": ("multiplication", None),
+    "xor": ("xor", None),
+    "temporal_order_2bit": ("temporal_order", 2),
+    "temporal_order_3bit": ("temporal_order", 3),
+    "random_permutation": ("random_permutation", None),
+    "memorization_5bit": ("memorization", 5),
+    "memorization_20bit": ("memorization", 20),
+}
+OPTIMIZERS = ("hf", "hf-mu0", "adam", "nag")
+
+#: Example flags each optimizer implies (given before the user's extra flags, which win).
+OPTIMIZER_FLAGS = {
+    "hf": ["--no-adam"],
+    "hf-mu0": ["--no-adam", "--mu", "0"],
+    "adam": ["--no-hf"],
+    "nag": ["--no-hf", "--no-adam", "--init", "esn", "--nag-momentum", "0.995", "--nag-batch", "100"],
+}
+#: Training sequences when not given: the example's 20,000, except random
+#: permutation, whose one-hot inputs and targets over 100 symbols take
+#: 2 x 8 x 100 x T bytes per sequence in float64.
+TRAIN_SIZE = {"random_permutation": 5000}
+
+#: Example settings recorded per optimizer (besides the cell's own fields).
+COMMON_KNOBS = ("hidden", "init", "input_scale", "train_size", "valid_size", "target", "dtype", "eval_every")
+OPTIMIZER_KNOBS = {
+    "hf": ("mu", "damping", "min_damping", "max_cg", "cg_decay", "hf_batch", "cg_batch", "cg_source", "hf_updates"),
+    "adam": ("adam_batch",),
+    "nag": ("nag_momentum", "nag_batch"),
+}
+OPTIMIZER_KNOBS["hf-mu0"] = OPTIMIZER_KNOBS["hf"]
+#: Settings that do not change what is measured, left out of ``variant``.
+NOT_VARIANT = ("eval_every", "hf_updates")
+
+CURVE_POINTS = 60
+TRACE_POINTS = 200
+
+
+def parse_args(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="Flags after -- go to examples/rnn.py unchanged (e.g. -- --hidden 100 --cg-decay 0).")
+    p.add_argument("--task", required=True, choices=tuple(SUITE))
+    p.add_argument("--T", type=int, required=True, help="minimal sequence length (memorization: blank steps)")
+    p.add_argument("--optimizer", required=True, choices=OPTIMIZERS)
+    p.add_argument("--seed", type=int, required=True, help="seed of the training set and initial weights")
+    p.add_argument("--budget", type=float, required=True, help="training seconds")
+    p.add_argument("--max-updates", type=int, default=None, help="HF: also stop after this many updates")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (adam, nag: required)")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="training sequences (default 20000; random_permutation 5000)")
+    p.add_argument("--eval-every", type=float, default=None,
+                   help="least training seconds between held-out evaluations (default max(1, budget/300))")
+    p.add_argument("--results", default=RESULTS, help="JSON-lines file to append to (default bench/results/pathological.jsonl)")
+    p.add_argument("--verbose", action="store_true", help="show the example's per-update lines and table")
+    args = p.parse_args(argv)
+    if args.optimizer in ("adam", "nag") and args.lr is None:
+        p.error(f"--optimizer {args.optimizer} needs --lr")
+    if args.optimizer not in ("adam", "nag") and args.lr is not None:
+        p.error("--lr is for adam and nag")
+    if args.max_updates is not None and (args.optimizer not in ("hf", "hf-mu0") or args.max_updates < 1):
+        p.error("--max-updates is a positive number of HF updates (hf, hf-mu0 only)")
+    if not args.budget > 0:
+        p.error("--budget must be > 0")
+    args.extra = extra
+    args.argv = argv + (["--"] + extra if extra else [])
+    return args
+
+
+def example_argv(args):
+    """The ``examples/rnn.py`` command line of a cell (the user's extra flags last, so they win)."""
+    task, bits = SUITE[args.task]
+    train_size = args.train_size or TRAIN_SIZE.get(task, 20000)
+    eval_every = args.eval_every if args.eval_every is not None else max(1.0, args.budget / 300)
+    argv = ["--task", task, "--T", str(args.T), "--seed", str(args.seed), "--budget", f"{args.budget:g}",
+            "--train-size", str(train_size), "--eval-every", f"{eval_every:g}", "--no-plot"]
+    if bits is not None:
+        argv += ["--bits", str(bits)]
+    if args.max_updates is not None:
+        argv += ["--hf-updates", str(args.max_updates)]
+    argv += OPTIMIZER_FLAGS[args.optimizer]
+    if args.optimizer == "adam":
+        argv += ["--adam-lrs", f"{args.lr:g}"]
+    elif args.optimizer == "nag":
+        argv += ["--nag-lrs", f"{args.lr:g}"]
+    if not args.verbose:
+        argv.append("--quiet")
+    return argv + list(args.extra)
+
+
+def settings_of(optimizer, example_args):
+    """The example settings a cell of ``optimizer`` depends on."""
+    return {k: example_args[k] for k in COMMON_KNOBS + OPTIMIZER_KNOBS[optimizer]}
+
+
+def default_settings(args):
+    """The settings of a cell with no extra flags (the reference of ``variant``)."""
+    plain = argparse.Namespace(**{**vars(args), "extra": [], "verbose": False, "max_updates": None})
+    return settings_of(args.optimizer, vars(example.parse_args(example_argv(plain))))
+
+
+# --------------------------------------------------------------------------- the record
+
+
+def finite(x):
+    """JSON-safe: non-finite floats become None (recursively)."""
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):  # numpy scalars
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def subsample(n, points, keep=()):
+    """At most about ``points`` indices of ``range(n)``, evenly spread, with the first, the last and ``keep``."""
+    if n <= points:
+        return list(range(n))
+    chosen = {round(i * (n - 1) / (points - 1)) for i in range(points)}
+    chosen.update(k for k in keep if k is not None and 0 <= k < n)
+    return sorted(chosen)
+
+
+def curve_of(run):
+    curve = run["curve"]
+    n = len(curve["seconds"])
+    solve = None
+    if run["solved_at"] is not None:
+        solve = curve["seconds"].index(run["solved_at"])
+    idx = subsample(n, CURVE_POINTS, keep=(solve,))
+    out = {k: [curve[k][i] for i in idx] for k in ("seconds", "updates", "loss", "success")}
+    out["points"] = n
+    return out
+
+
+def trace_of(run):
+    """HF's per-update metrics as columns, subsampled (None for first-order runs)."""
+    rows = run["trace"]
+    if not rows:
+        return None
+    idx = subsample(len(rows), TRACE_POINTS)
+    out = {k: [rows[i][k] for i in idx] for k in rows[0]}
+    out["points"] = len(rows)
+    out["accepted_fraction"] = sum(bool(r["accepted"]) for r in rows) / len(rows)
+    return out
+
+
+def git_state():
+    """``(commit, dirty)`` of the checkout (dirty: tracked files other than results differ), or (None, None)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    changed = [line[3:] for line in status.splitlines() if line.strip()]
+    return commit, any(not path.startswith("bench/results/") for path in changed)
+
+
+def machine():
+    import numpy
+    import pytensor
+
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        affinity = None
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    blas = None
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_info
+
+        blas = [{k: d.get(k) for k in ("internal_api", "num_threads", "version")}
+                for d in threadpool_info() if d.get("user_api") == "blas"]
+    return {
+        "hostname": platform.node(), "platform": platform.platform(), "processor": platform.processor(),
+        "python": platform.python_version(), "numpy": numpy.__version__, "pytensor": pytensor.__version__,
+        "cpu_count": os.cpu_count(), "affinity": affinity, "loadavg": load,
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                               "PYTENSOR_FLAGS")},
+        "blas_libraries": blas,
+    }
+
+
+def build_record(args, result, wall_seconds, started, load_start):
+    """One JSON-ready dict for a finished cell (see docs/pathological.md)."""
+    run = result["hf"] if result["hf"] is not None else (result["adam_best"] or result["nag_best"])
+    example_args = result["args"]
+    commit, dirty = git_state()
+    task, bits = SUITE[args.task]
+    settings = settings_of(args.optimizer, example_args)
+    reference = default_settings(args)
+    variant = {k: v for k, v in settings.items() if k not in NOT_VARIANT and reference.get(k) != v}
+    info = machine()
+    info["loadavg_start"], info["loadavg_end"] = load_start, info.pop("loadavg")
+    info["blas_threads"] = example_args["blas_threads"]
+    record = {
+        "schema": SCHEMA,
+        "task": args.task, "generator": task, "bits": bits, "T": args.T,
+        "optimizer": args.optimizer, "lr": args.lr, "seed": args.seed,
+        "budget": {"seconds": args.budget, "max_updates": args.max_updates},
+        "settings": settings,
+        "variant": variant,
+        "outcome": {
+            "solved": run["solved_at"] is not None,
+            "time_to_solve": run["solved_at"],
+            "updates_to_solve": run["solved_updates"],
+            "updates": run["updates"],
+            "update_unit": "updates" if args.optimizer.startswith("hf") else "epochs",
+            "steps": run["steps"],
+            "train_seconds": run["train_seconds"],
+            "compile_seconds": run["compile_seconds"],
+            "stop": run["stop"],
+            "best_success": run["best_success"],
+            "final_success": run["success"],
+            "final_loss": run["loss"],
+            "wall_seconds": wall_seconds,
+        },
+        "curve": curve_of(run),
+        "hf_trace": trace_of(run),
+        "reproduce": {
+            "command": " ".join(shlex.quote(a) for a in ["python", "bench/pathological.py", *args.argv]),
+            "example_command": " ".join(shlex.quote(a) for a in ["python", "examples/rnn.py", *example_argv(args)]),
+            "example_args": {k: v for k, v in example_args.items()},
+            "git_commit": commit, "git_dirty": dirty,
+            "date": started,
+        },
+        "machine": info,
+    }
+    return finite(record)
+
+
+def append_record(path, record):
+    """Append ``record`` as one line: one ``write`` in append mode under ``flock``, then ``fsync``."""
+    line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: O_APPEND and a single write still keep lines whole on local disks
+            fcntl = None
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(f"append_record: wrote {written} of {len(line)} bytes to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # releases the lock
+    return line
+
+
+def run_cell(args):
+    """Train the cell; return its record (not yet written)."""
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    try:
+        load_start = list(os.getloadavg())
+    except OSError:
+        load_start = None
+    t0 = time.perf_counter()
+    sink = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
+    with sink:
+        result = example.main(example_argv(args))
+    return build_record(args, result, time.perf_counter() - t0, started, load_start)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    record = run_cell(args)
+    append_record(args.results, record)
+    o = record["outcome"]
+    solved = (f"solved at {o['time_to_solve']:.1f}s ({o['updates_to_solve']} {o['update_unit']})" if o["solved"]
+              else f"not solved ({o['stop']}), best success {100 * o['best_success']:.1f}%")
+    variant = " ".join(f"{k}={v}" for k, v in record["variant"].items())
+    print(f"{args.task} T={args.T} {args.optimizer}{'' if args.lr is None else f' lr={args.lr:g}'} seed={args.seed}"
+          f"{' [' + variant + ']' if variant else ''}: {solved}; {o['updates']} {o['update_unit']}, "
+          f"{o['train_seconds']:.1f}s training, {o['wall_seconds']:.0f}s in all -> {args.results}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

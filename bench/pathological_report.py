@@ -1,0 +1,306 @@
+"""The pathological-problems table and plot, from the cells ``bench/pathological.py`` appended.
+
+Reads the JSON-lines results file (default ``bench/results/pathological.jsonl``)
+and prints one Markdown table row per (task, T, optimizer, budget, settings):
+
+* **solved**: seeds solved / seeds run (held-out success ≥ the target, 99%);
+* **median time to solve**: the median training seconds of the solved seeds
+  (compilation and held-out evaluations not counted), with the median
+  number of updates (HF) or epochs (Adam, NAG);
+* **best success of the failures**: the highest held-out success any
+  unsolved seed reached.
+
+When a seed of a cell was run more than once, its latest record (by date,
+then by position in the file) counts; the others are reported as superseded.
+Cells that differ in a setting (``-- --cg-decay 0`` ...) are kept apart and
+labelled with that setting. Blank lines are skipped; lines that are not
+valid JSON records are skipped with a warning, so an empty or partly written
+file gives an empty or partial table, not an error.
+
+Run::
+
+    python bench/pathological_report.py                          # the table, on standard output
+    python bench/pathological_report.py --png docs/pathological.png
+    python bench/pathological_report.py --update README.md       # between the two marker lines
+
+``--update FILE`` replaces the lines between ``<!-- pathological:begin -->``
+and ``<!-- pathological:end -->`` in FILE with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results", "pathological.jsonl")
+SCHEMA = 1
+BEGIN, END = "<!-- pathological:begin -->", "<!-- pathological:end -->"
+
+TASK_ORDER = ("addition", "multiplication", "xor", "temporal_order_2bit", "temporal_order_3bit",
+              "random_permutation", "memorization_5bit", "memorization_20bit")
+TASK_LABELS = {
+    "temporal_order_2bit": "temporal order (2-bit)",
+    "temporal_order_3bit": "temporal order (3-bit)",
+    "random_permutation": "random permutation",
+    "memorization_5bit": "memorization (5-bit)",
+    "memorization_20bit": "memorization (20-bit)",
+}
+OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "nag")
+#: Settings that do not change what is measured: they neither split cells nor label them.
+NOT_COMPARED = ("eval_every", "hf_updates")
+HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load(path):
+    """``(records, problems)``: the valid records of a JSON-lines file (its line number added as
+    ``_line``), and a message per line that was skipped. A missing file has no records."""
+    records, problems = [], []
+    if not os.path.exists(path):
+        return records, [f"{path}: no such file (no results yet)"]
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                problems.append(f"{path}:{number}: not JSON ({e.msg}); skipped")
+                continue
+            missing = _missing(record)
+            if missing:
+                problems.append(f"{path}:{number}: not a results record (missing {missing}); skipped")
+                continue
+            if record["schema"] > SCHEMA:
+                problems.append(f"{path}:{number}: schema {record['schema']} is newer than this script's {SCHEMA}; skipped")
+                continue
+            record["_line"] = number
+            records.append(record)
+    return records, problems
+
+
+def _missing(record):
+    if not isinstance(record, dict):
+        return "everything"
+    for key in ("schema", "task", "T", "optimizer", "seed", "budget", "settings", "outcome"):
+        if key not in record:
+            return key
+    for key in ("solved", "best_success"):
+        if key not in record["outcome"]:
+            return f"outcome.{key}"
+    return None
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def task_label(record):
+    return TASK_LABELS.get(record["task"], record["task"])
+
+
+def optimizer_label(record):
+    opt, s = record["optimizer"], record["settings"]
+    if opt in ("hf", "hf-mu0"):
+        return f"HF μ={s.get('mu', 0.03 if opt == 'hf' else 0):g}"
+    name = {"adam": "Adam", "nag": "NAG"}.get(opt, opt)
+    return f"{name} lr={record['lr']:g}" if record.get("lr") is not None else name
+
+
+def budget_label(record):
+    b = record["budget"]
+    text = f"{b['seconds']:g} s"
+    if b.get("max_updates"):
+        text += f", ≤ {b['max_updates']} updates"
+    return text
+
+
+def _value(v):
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _compared(settings):
+    return tuple(sorted((k, json.dumps(v)) for k, v in settings.items() if k not in NOT_COMPARED))
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def cells(records):
+    """One dict per cell, in table order.
+
+    Keys: ``task``, ``T``, ``optimizer``, ``budget`` (labels), ``variant``
+    (the settings that set the cell apart, as text), ``seeds`` (sorted),
+    ``solved`` and ``n`` (counts), ``median_time`` and ``median_updates``
+    (None when no seed solved), ``update_unit``, ``best_failure`` (None when
+    no seed failed), ``superseded`` (older records of the same seeds, not
+    counted).
+    """
+    groups = {}
+    for r in records:
+        key = (r["task"], r["T"], optimizer_label(r), budget_label(r), _compared(r["settings"]))
+        groups.setdefault(key, []).append(r)
+    # Which settings tell apart the cells of one (task, T, optimizer, budget).
+    families = {}
+    for key in groups:
+        families.setdefault(key[:4], []).append(key[4])
+    rows = []
+    for key, rs in groups.items():
+        latest = {}
+        for r in rs:
+            stamp = ((r.get("reproduce") or {}).get("date") or "", r["_line"])
+            if r["seed"] not in latest or stamp >= latest[r["seed"]][0]:
+                latest[r["seed"]] = (stamp, r)
+        runs = [r for _, r in latest.values()]
+        solved = [r for r in runs if r["outcome"]["solved"]]
+        failed = [r for r in runs if not r["outcome"]["solved"]]
+        label = {}
+        for r in runs:
+            label.update(r.get("variant") or {})
+        siblings = families[key[:4]]
+        if len(siblings) > 1:
+            mine = dict(key[4])
+            for k in mine:
+                if len({dict(s).get(k) for s in siblings}) > 1:
+                    label[k] = json.loads(mine[k])
+        times = [r["outcome"].get("time_to_solve") for r in solved]
+        updates = [r["outcome"].get("updates_to_solve") for r in solved]
+        first = rs[0]
+        rows.append({
+            "task": key[0], "task_label": task_label(first), "T": key[1], "optimizer": key[2], "budget": key[3],
+            "optimizer_key": first["optimizer"], "lr": first.get("lr"),
+            "variant": ", ".join(f"{k}={_value(v)}" for k, v in sorted(label.items())),
+            "seeds": sorted(latest), "n": len(runs), "solved": len(solved),
+            "median_time": statistics.median(times) if times and None not in times else None,
+            "median_updates": statistics.median(updates) if updates and None not in updates else None,
+            "update_unit": first["outcome"].get("update_unit", "updates"),
+            "best_failure": max(r["outcome"]["best_success"] or 0.0 for r in failed) if failed else None,
+            "superseded": len(rs) - len(runs),
+        })
+
+    def order(row):
+        task = TASK_ORDER.index(row["task"]) if row["task"] in TASK_ORDER else len(TASK_ORDER)
+        opt = (OPTIMIZER_ORDER.index(row["optimizer_key"]) if row["optimizer_key"] in OPTIMIZER_ORDER
+               else len(OPTIMIZER_ORDER))
+        return (task, row["task"], row["T"], opt, row["optimizer"], row["lr"] or 0.0, row["variant"], row["budget"])
+
+    return sorted(rows, key=order)
+
+
+def markdown(rows):
+    """The Markdown table of :func:`cells`' rows (the header alone when there are none)."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for r in rows:
+        optimizer = r["optimizer"] + (f" ({r['variant']})" if r["variant"] else "")
+        if r["median_time"] is not None:
+            unit = r["update_unit"]
+            median = f"{r['median_time']:.0f} s ({r['median_updates']:g} {unit})"
+        else:
+            median = "–"
+        best = f"{100 * r['best_failure']:.1f}%" if r["best_failure"] is not None else "–"
+        cells_ = (r["task_label"], str(r["T"]), optimizer, r["budget"], f"{r['solved']}/{r['n']}", median, best)
+        lines.append("| " + " | ".join(cells_) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- the plot
+
+
+def plot(rows, path):
+    """One panel per task: fraction of seeds solved against T, one line per optimizer (and variant)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = []
+    for r in rows:
+        if r["task"] not in tasks:
+            tasks.append(r["task"])
+    if not tasks:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.text(0.5, 0.5, "no results yet", ha="center", va="center")
+        ax.set_axis_off()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+    cols = min(4, len(tasks))
+    nrows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        mine = [r for r in rows if r["task"] == task]
+        lines = {}
+        for r in mine:
+            name = r["optimizer"] + (f" ({r['variant']})" if r["variant"] else "") + f", {r['budget']}"
+            lines.setdefault(name, []).append(r)
+        for name, rs in lines.items():
+            rs = sorted(rs, key=lambda r: r["T"])
+            Ts = [r["T"] for r in rs]
+            ax.plot(Ts, [r["solved"] / r["n"] for r in rs], marker="o", label=name,
+                    lw=2 if name.startswith("HF") else 1.2)
+            for r in rs:
+                ax.annotate(f"{r['solved']}/{r['n']}", (r["T"], r["solved"] / r["n"]), fontsize=7,
+                            textcoords="offset points", xytext=(3, 3))
+        ax.set_title(mine[0]["task_label"])
+        ax.set_xlabel("T")
+        ax.set_ylabel("seeds solved")
+        ax.set_ylim(-0.05, 1.1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower left")
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_axis_off()
+    fig.suptitle("tanh RNN on the pathological problems: seeds solved (held-out success ≥ 99%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- main
+
+
+def update_file(path, table):
+    """Replace the lines between the BEGIN and END markers of ``path`` with ``table``."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} lines to replace")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + BEGIN + "\n" + table + END + tail)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", default=RESULTS, help="JSON-lines file (default bench/results/pathological.jsonl)")
+    p.add_argument("--png", default=None, help="also draw the plot to this PNG")
+    p.add_argument("--update", default=None, metavar="FILE", help="write the table between the marker lines of FILE")
+    args = p.parse_args(argv)
+    records, problems = load(args.results)
+    for message in problems:
+        print(message, file=sys.stderr)
+    rows = cells(records)
+    table = markdown(rows)
+    print(table, end="")
+    superseded = sum(r["superseded"] for r in rows)
+    print(f"\n{len(records)} records, {len(rows)} cells"
+          + (f"; {superseded} superseded by a later run of the same seed" if superseded else "")
+          + (f"; {len(problems)} lines skipped" if problems and records else ""))
+    if args.png:
+        plot(rows, args.png)
+        print(f"plot: {args.png}")
+    if args.update:
+        update_file(args.update, table)
+        print(f"table written to {args.update}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""bench/pathological.py (one cell, one JSON line) and bench/pathological_report.py (the table)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import pathlib
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_bench(name):
+    """Import ``bench/<name>.py`` as a module (the bench folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- one cell
+
+TINY = ["--", "--hidden", "4", "--train-size", "200", "--valid-size", "50", "--hf-batch", "100", "--cg-batch", "20",
+        "--max-cg", "5"]
+
+
+def test_one_cell_appends_one_well_formed_line(tmp_path):
+    bench = load_bench("pathological")
+    results = tmp_path / "sub" / "cells.jsonl"  # the folder is created
+    argv = ["--task", "xor", "--T", "20", "--optimizer", "hf-mu0", "--seed", "3", "--budget", "30",
+            "--max-updates", "3", "--results", str(results), *TINY]
+    returned = bench.main(argv)
+
+    lines = results.read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record == json.loads(json.dumps(returned))
+    assert record["schema"] == 1
+    assert (record["task"], record["generator"], record["bits"], record["T"]) == ("xor", "xor", None, 20)
+    assert (record["optimizer"], record["lr"], record["seed"]) == ("hf-mu0", None, 3)
+    assert record["budget"] == {"seconds": 30.0, "max_updates": 3}
+    s = record["settings"]
+    assert (s["hidden"], s["mu"], s["max_cg"], s["hf_batch"], s["cg_batch"], s["train_size"]) == (4, 0.0, 5, 100, 20, 200)
+    assert record["variant"] == {"hidden": 4, "train_size": 200, "valid_size": 50, "hf_batch": 100, "cg_batch": 20,
+                                 "max_cg": 5}
+
+    o = record["outcome"]
+    assert o["update_unit"] == "updates"
+    if o["solved"]:  # hardly, in three updates of four units
+        assert o["stop"] == "solved" and o["updates_to_solve"] <= 3 and o["time_to_solve"] <= o["train_seconds"]
+    else:
+        assert o["stop"] == "max_updates" and o["updates"] == 3
+        assert o["time_to_solve"] is None and o["updates_to_solve"] is None
+    assert 0.0 <= o["final_success"] <= o["best_success"] <= 1.0
+    assert o["final_loss"] > 0 and o["train_seconds"] > 0 and o["wall_seconds"] >= o["train_seconds"]
+
+    curve = record["curve"]
+    assert curve["updates"][0] == 0 and curve["updates"][-1] == o["updates"]
+    assert len(curve["seconds"]) == len(curve["loss"]) == len(curve["success"]) == curve["points"]
+    assert max(curve["success"]) == o["best_success"] and curve["loss"][-1] == o["final_loss"]
+    trace = record["hf_trace"]
+    assert trace["update"] == [1, 2, 3] and len(trace["damping"]) == 3 and trace["points"] == 3
+
+    rep = record["reproduce"]
+    assert rep["command"].startswith("python bench/pathological.py --task xor --T 20 --optimizer hf-mu0")
+    assert rep["command"].endswith("-- --hidden 4 --train-size 200 --valid-size 50 --hf-batch 100 --cg-batch 20 --max-cg 5")
+    assert "--hf-updates 3" in rep["example_command"] and rep["example_args"]["task"] == "xor"
+    assert len(rep["git_commit"] or "0" * 40) == 40 and rep["date"][:2] == "20"
+    m = record["machine"]
+    assert m["cpu_count"] >= 1 and m["blas_threads"] == 1 and "OPENBLAS_NUM_THREADS" in m["env"]
+
+
+def test_cell_arguments_are_checked():
+    bench = load_bench("pathological")
+    base = ["--task", "addition", "--T", "30", "--seed", "1", "--budget", "10"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(base + ["--optimizer", "adam"])  # adam needs --lr
+    with pytest.raises(SystemExit):
+        bench.parse_args(base + ["--optimizer", "hf", "--lr", "0.1"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(base + ["--optimizer", "nag", "--lr", "1e-4", "--max-updates", "5"])
+    args = bench.parse_args(["--task", "memorization_20bit", "--T", "10", "--seed", "2", "--budget", "600",
+                             "--optimizer", "nag", "--lr", "1e-5", "--", "--hidden", "100"])
+    argv = bench.example_argv(args)
+    # The example's own checks accept it; the cell's flags come first, the user's last.
+    ex = bench.example.parse_args(argv)
+    assert (ex.task, ex.bits, ex.T, ex.seed, ex.budget, ex.init, ex.nag_lrs, ex.nag_momentum, ex.nag_batch) == (
+        "memorization", 20, 10, 2, 600.0, "esn", [1e-5], 0.995, 100)
+    assert ex.no_hf and ex.adam_lrs == [] and ex.hidden == 100 and ex.out is None and ex.eval_every == 2.0
+
+
+def _append_many(path, worker):
+    bench = load_bench("pathological")
+    for i in range(25):
+        bench.append_record(path, {"worker": worker, "i": i, "pad": "x" * 50_000})
+
+
+def test_concurrent_appends_keep_lines_whole(tmp_path):
+    path = str(tmp_path / "cells.jsonl")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(path, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    rows = [json.loads(line) for line in pathlib.Path(path).read_text().splitlines()]
+    assert sorted((r["worker"], r["i"]) for r in rows) == [(w, i) for w in range(4) for i in range(25)]
+
+
+def test_non_finite_numbers_are_written_as_null(tmp_path):
+    bench = load_bench("pathological")
+    path = tmp_path / "cells.jsonl"
+    bench.append_record(str(path), bench.finite({"rho": [float("-inf"), 1.0], "loss": float("nan")}))
+    assert json.loads(path.read_text()) == {"rho": [None, 1.0], "loss": None}
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _record(task, T, optimizer, seed, solved, best, *, time=None, updates=None, lr=None, date="2025-01-01T00:00:00+00:00",
+            cg_decay=0.95, variant=None, unit="updates"):
+    settings = {"hidden": 32, "mu": 0.03 if optimizer == "hf" else 0.0, "cg_decay": cg_decay, "eval_every": 2.0}
+    return {
+        "schema": 1, "task": task, "T": T, "optimizer": optimizer, "lr": lr, "seed": seed,
+        "budget": {"seconds": 600.0, "max_updates": None}, "settings": settings, "variant": variant or {},
+        "outcome": {"solved": solved, "time_to_solve": time, "updates_to_solve": updates, "update_unit": unit,
+                    "best_success": best},
+        "reproduce": {"date": date},
+    }
+
+
+HAND_WRITTEN = [
+    # addition T=30, HF: seeds 1 and 2 solved (40 s / 70 updates, 60 s / 90 updates), seed 3 reached 80%.
+    _record("addition", 30, "hf", 1, True, 0.995, time=40.0, updates=70),
+    _record("addition", 30, "hf", 2, True, 0.991, time=60.0, updates=90),
+    _record("addition", 30, "hf", 3, False, 0.80),
+    # addition T=30, Adam lr 1e-3: two failures, the best at 30%.
+    _record("addition", 30, "adam", 1, False, 0.10, lr=1e-3, unit="epochs"),
+    _record("addition", 30, "adam", 2, False, 0.30, lr=1e-3, unit="epochs"),
+    # 5-bit memorization T=20, HF: seed 1 failed once, then solved in a later run (which counts).
+    _record("memorization_5bit", 20, "hf", 1, True, 1.0, time=100.0, updates=50, date="2025-02-01T00:00:00+00:00"),
+    _record("memorization_5bit", 20, "hf", 1, False, 0.40, date="2025-01-15T00:00:00+00:00"),
+    # ... and with a cold CG start, a cell of its own.
+    _record("memorization_5bit", 20, "hf", 1, False, 0.50, cg_decay=0.0, variant={"cg_decay": 0.0}),
+]
+
+EXPECTED = """\
+| task | T | optimizer | budget | solved | median time to solve | best success of the failures |
+|---|---|---|---|---|---|---|
+| addition | 30 | HF μ=0.03 | 600 s | 2/3 | 50 s (80 updates) | 80.0% |
+| addition | 30 | Adam lr=0.001 | 600 s | 0/2 | – | 30.0% |
+| memorization (5-bit) | 20 | HF μ=0.03 (cg_decay=0) | 600 s | 0/1 | – | 50.0% |
+| memorization (5-bit) | 20 | HF μ=0.03 (cg_decay=0.95) | 600 s | 1/1 | 100 s (50 updates) | – |
+"""
+
+
+def test_report_builds_the_table_of_known_cells(tmp_path, capsys):
+    report = load_bench("pathological_report")
+    path = tmp_path / "cells.jsonl"
+    lines = [json.dumps(r) for r in HAND_WRITTEN]
+    lines.insert(2, "")  # a blank line
+    lines.append('{"schema": 1, "task": "addition"')  # a line cut short
+    path.write_text("\n".join(lines) + "\n")
+    png = tmp_path / "cells.png"
+
+    rows = report.main(["--results", str(path), "--png", str(png)])
+
+    out, err = capsys.readouterr()
+    assert out.startswith(EXPECTED)
+    assert "8 records, 4 cells; 1 superseded" in out
+    assert f"{path}:10: not JSON" in err
+    assert [(r["solved"], r["n"], r["seeds"]) for r in rows] == [(2, 3, [1, 2, 3]), (0, 2, [1, 2]), (0, 1, [1]),
+                                                                  (1, 1, [1])]
+    assert rows[0]["median_time"] == 50.0 and rows[0]["median_updates"] == 80
+    assert rows[3]["superseded"] == 1 and rows[3]["best_failure"] is None
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_updates_the_marked_section(tmp_path):
+    report = load_bench("pathological_report")
+    results = tmp_path / "cells.jsonl"
+    results.write_text(json.dumps(HAND_WRITTEN[0]) + "\n")
+    doc = tmp_path / "README.md"
+    doc.write_text(f"intro\n{report.BEGIN}\nold table\n{report.END}\nafter\n")
+    report.main(["--results", str(results), "--update", str(doc)])
+    text = doc.read_text()
+    assert text.startswith(f"intro\n{report.BEGIN}\n| task |") and text.endswith(f"{report.END}\nafter\n")
+    assert "old table" not in text and "| addition | 30 | HF μ=0.03 | 600 s | 1/1 | 40 s (70 updates) | – |" in text
+
+
+@pytest.mark.parametrize("content", [None, "", "\n\n"])
+def test_report_of_an_empty_or_missing_file_is_an_empty_table(tmp_path, capsys, content):
+    report = load_bench("pathological_report")
+    path = tmp_path / "cells.jsonl"
+    if content is not None:
+        path.write_text(content)
+    png = tmp_path / "empty.png"
+    rows = report.main(["--results", str(path), "--png", str(png)])
+    out, _ = capsys.readouterr()
+    assert rows == []
+    assert out.startswith("| task | T | optimizer | budget | solved | median time to solve | best success of the failures |\n"
+                          "|---|---|---|---|---|---|---|\n\n0 records, 0 cells")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
