@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 # PyTensor compiles C code on first use; keep that cache inside the checkout.
 export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.pytensor
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench bench-mpi clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,examples]'
+	$(PY) -m pip install --quiet -e '.[test,examples,mpi]'
 	touch $@
 
 test: $(VENV)/.installed
@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/gv_cost.py
+
+# Data-parallel HF: one rank against two (docs/mpi.md).
+bench-mpi: $(VENV)/.installed
+	$(PY) bench/mpi_speedup.py
 
 clean:
 	rm -rf $(VENV) .pytensor .pytest_cache .hypothesis *.egg-info
