@@ -334,7 +334,7 @@ def append_record(path, record):
 
 def run_cell(args):
     """Train the cell; return its record (not yet written)."""
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     try:
         load_start = list(os.getloadavg())
     except OSError:

@@ -146,10 +146,6 @@ def cells(records):
     for r in records:
         key = (r["task"], r["T"], optimizer_label(r), budget_label(r), _compared(r["settings"]))
         groups.setdefault(key, []).append(r)
-    # Which settings tell apart the cells of one (task, T, optimizer, budget).
-    families = {}
-    for key in groups:
-        families.setdefault(key[:4], []).append(key[4])
     rows = []
     for key, rs in groups.items():
         latest = {}
@@ -163,19 +159,13 @@ def cells(records):
         label = {}
         for r in runs:
             label.update(r.get("variant") or {})
-        siblings = families[key[:4]]
-        if len(siblings) > 1:
-            mine = dict(key[4])
-            for k in mine:
-                if len({dict(s).get(k) for s in siblings}) > 1:
-                    label[k] = json.loads(mine[k])
         times = [r["outcome"].get("time_to_solve") for r in solved]
         updates = [r["outcome"].get("updates_to_solve") for r in solved]
         first = rs[0]
         rows.append({
             "task": key[0], "task_label": task_label(first), "T": key[1], "optimizer": key[2], "budget": key[3],
             "optimizer_key": first["optimizer"], "lr": first.get("lr"),
-            "variant": ", ".join(f"{k}={_value(v)}" for k, v in sorted(label.items())),
+            "variant": label, "settings": key[4],
             "seeds": sorted(latest), "n": len(runs), "solved": len(solved),
             "median_time": statistics.median(times) if times and None not in times else None,
             "median_updates": statistics.median(updates) if updates and None not in updates else None,
@@ -183,6 +173,27 @@ def cells(records):
             "best_failure": max(r["outcome"]["best_success"] or 0.0 for r in failed) if failed else None,
             "superseded": len(rs) - len(runs),
         })
+
+    # A cell is labelled with its settings that differ from a plain cell's (``variant``); where two
+    # cells of one (task, T, optimizer, budget) get the same label (the defaults changed between
+    # commits), the settings that tell them apart are added.
+    by_family = {}
+    for row in rows:
+        by_family.setdefault((row["task"], row["T"], row["optimizer"], row["budget"]), []).append(row)
+    for siblings in by_family.values():
+        by_label = {}
+        for row in siblings:
+            by_label.setdefault(json.dumps(row["variant"], sort_keys=True), []).append(row)
+        for same in by_label.values():
+            if len(same) < 2:
+                continue
+            for row in same:
+                for k, v in row["settings"]:
+                    if len({dict(other["settings"]).get(k) for other in same}) > 1:
+                        row["variant"][k] = json.loads(v)
+    for row in rows:
+        row["variant"] = ", ".join(f"{k}={_value(v)}" for k, v in sorted(row["variant"].items()))
+        del row["settings"]
 
     def order(row):
         task = TASK_ORDER.index(row["task"]) if row["task"] in TASK_ORDER else len(TASK_ORDER)
@@ -247,6 +258,7 @@ def plot(rows, path):
             for r in rs:
                 ax.annotate(f"{r['solved']}/{r['n']}", (r["T"], r["solved"] / r["n"]), fontsize=7,
                             textcoords="offset points", xytext=(3, 3))
+        ax.set_xticks(sorted({r["T"] for r in mine}))
         ax.set_title(mine[0]["task_label"])
         ax.set_xlabel("T")
         ax.set_ylabel("seeds solved")

@@ -121,8 +121,9 @@ def test_non_finite_numbers_are_written_as_null(tmp_path):
 
 
 def _record(task, T, optimizer, seed, solved, best, *, time=None, updates=None, lr=None, date="2025-01-01T00:00:00+00:00",
-            cg_decay=0.95, variant=None, unit="updates"):
-    settings = {"hidden": 32, "mu": 0.03 if optimizer == "hf" else 0.0, "cg_decay": cg_decay, "eval_every": 2.0}
+            cg_decay=0.95, hidden=32, variant=None, unit="updates", eval_every=2.0):
+    settings = {"hidden": hidden, "mu": 0.03 if optimizer == "hf" else 0.0, "cg_decay": cg_decay,
+                "eval_every": eval_every}
     return {
         "schema": 1, "task": task, "T": T, "optimizer": optimizer, "lr": lr, "seed": seed,
         "budget": {"seconds": 600.0, "max_updates": None}, "settings": settings, "variant": variant or {},
@@ -145,6 +146,11 @@ HAND_WRITTEN = [
     _record("memorization_5bit", 20, "hf", 1, False, 0.40, date="2025-01-15T00:00:00+00:00"),
     # ... and with a cold CG start, a cell of its own.
     _record("memorization_5bit", 20, "hf", 1, False, 0.50, cg_decay=0.0, variant={"cg_decay": 0.0}),
+    # addition T=50, HF, plain cells of two commits whose defaults differed (32 and 64 hidden units):
+    # two cells, told apart by that setting; eval_every does not split cells.
+    _record("addition", 50, "hf", 1, False, 0.25, hidden=32),
+    _record("addition", 50, "hf", 2, False, 0.35, hidden=32, eval_every=6.0),
+    _record("addition", 50, "hf", 1, True, 0.999, time=300.0, updates=200, hidden=64),
 ]
 
 EXPECTED = """\
@@ -152,8 +158,10 @@ EXPECTED = """\
 |---|---|---|---|---|---|---|
 | addition | 30 | HF μ=0.03 | 600 s | 2/3 | 50 s (80 updates) | 80.0% |
 | addition | 30 | Adam lr=0.001 | 600 s | 0/2 | – | 30.0% |
+| addition | 50 | HF μ=0.03 (hidden=32) | 600 s | 0/2 | – | 35.0% |
+| addition | 50 | HF μ=0.03 (hidden=64) | 600 s | 1/1 | 300 s (200 updates) | – |
+| memorization (5-bit) | 20 | HF μ=0.03 | 600 s | 1/1 | 100 s (50 updates) | – |
 | memorization (5-bit) | 20 | HF μ=0.03 (cg_decay=0) | 600 s | 0/1 | – | 50.0% |
-| memorization (5-bit) | 20 | HF μ=0.03 (cg_decay=0.95) | 600 s | 1/1 | 100 s (50 updates) | – |
 """
 
 
@@ -170,12 +178,12 @@ def test_report_builds_the_table_of_known_cells(tmp_path, capsys):
 
     out, err = capsys.readouterr()
     assert out.startswith(EXPECTED)
-    assert "8 records, 4 cells; 1 superseded" in out
-    assert f"{path}:10: not JSON" in err
-    assert [(r["solved"], r["n"], r["seeds"]) for r in rows] == [(2, 3, [1, 2, 3]), (0, 2, [1, 2]), (0, 1, [1]),
-                                                                  (1, 1, [1])]
+    assert "11 records, 6 cells; 1 superseded" in out
+    assert f"{path}:13: not JSON" in err
+    assert [(r["solved"], r["n"], r["seeds"]) for r in rows] == [
+        (2, 3, [1, 2, 3]), (0, 2, [1, 2]), (0, 2, [1, 2]), (1, 1, [1]), (1, 1, [1]), (0, 1, [1])]
     assert rows[0]["median_time"] == 50.0 and rows[0]["median_updates"] == 80
-    assert rows[3]["superseded"] == 1 and rows[3]["best_failure"] is None
+    assert rows[4]["superseded"] == 1 and rows[4]["best_failure"] is None
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
