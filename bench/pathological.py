@@ -222,7 +222,8 @@ def trace_of(run):
 
 
 def git_state():
-    """``(commit, dirty)`` of the checkout (dirty: tracked files other than results differ), or (None, None)."""
+    """``(commit, modified)`` of the checkout: HEAD and the modified tracked files other than
+    ``bench/results/`` (a list; None, None without git)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -231,7 +232,7 @@ def git_state():
     except (OSError, subprocess.CalledProcessError):
         return None, None
     changed = [line[3:] for line in status.splitlines() if line.strip()]
-    return commit, any(not path.startswith("bench/results/") for path in changed)
+    return commit, [path for path in changed if not path.startswith("bench/results/")]
 
 
 def machine():
@@ -266,7 +267,7 @@ def build_record(args, result, wall_seconds, started, load_start):
     """One JSON-ready dict for a finished cell (see docs/pathological.md)."""
     run = result["hf"] if result["hf"] is not None else (result["adam_best"] or result["nag_best"])
     example_args = result["args"]
-    commit, dirty = git_state()
+    commit, modified = git_state()
     task, bits = SUITE[args.task]
     settings = settings_of(args.optimizer, example_args)
     reference = default_settings(args)
@@ -302,7 +303,8 @@ def build_record(args, result, wall_seconds, started, load_start):
             "command": " ".join(shlex.quote(a) for a in ["python", "bench/pathological.py", *args.argv]),
             "example_command": " ".join(shlex.quote(a) for a in ["python", "examples/rnn.py", *example_argv(args)]),
             "example_args": {k: v for k, v in example_args.items()},
-            "git_commit": commit, "git_dirty": dirty,
+            "git_commit": commit, "git_dirty": None if modified is None else bool(modified),
+            "git_modified": modified,
             "date": started,
         },
         "machine": info,

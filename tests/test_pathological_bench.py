@@ -68,6 +68,7 @@ def test_one_cell_appends_one_well_formed_line(tmp_path):
     assert rep["command"].endswith("-- --hidden 4 --train-size 200 --valid-size 50 --hf-batch 100 --cg-batch 20 --max-cg 5")
     assert "--hf-updates 3" in rep["example_command"] and rep["example_args"]["task"] == "xor"
     assert len(rep["git_commit"] or "0" * 40) == 40 and rep["date"][:2] == "20"
+    assert rep["git_modified"] is None or rep["git_dirty"] == bool(rep["git_modified"])
     m = record["machine"]
     assert m["cpu_count"] >= 1 and m["blas_threads"] == 1 and "OPENBLAS_NUM_THREADS" in m["env"]
 
