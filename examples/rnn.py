@@ -83,15 +83,16 @@ Clock
 
 Run::
 
-    python examples/rnn.py                          # addition, T=30: 2-4 minutes
+    python examples/rnn.py                          # addition, T=30: about 4 minutes
     python examples/rnn.py --task memorization      # T=20 blank steps
     python examples/rnn.py --task temporal_order --bits 3 --T 50
     python examples/rnn.py --T 100 --hidden 100 --budget 1800
     python examples/rnn.py --no-hf --no-adam --nag-lrs 1e-4 --init esn --budget 300
 
-The defaults finish in under five minutes on two cores, compilation included:
-HF solves addition at T=30 in about 80 updates (under a minute of training),
-and the two Adam runs take as long each. OpenBLAS is limited to one thread
+The defaults finish in under five minutes on an otherwise idle core, compilation
+included (4 min 9 s pinned to one core while a benchmark ran on the other): HF
+solves addition at T=30 in 84 updates (74 training seconds there), and the two
+Adam runs take as long each; three times the HF time is the whole run's scale. OpenBLAS is limited to one thread
 (``--blas-threads``): with the small matrices of this model, and other work on
 the machine, more threads are much slower. ``bench/pathological.py`` runs one
 (task, T, optimizer, seed) cell of this script and records it.
