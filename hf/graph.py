@@ -233,6 +233,11 @@ def unflatten(flat: Variable, params: Sequence[SharedVariable]) -> list:
     return out
 
 
+#: Ops whose output is a view or the shape of their input: recomputed, never cached.
+_VIEW_OPS = frozenset({"DimShuffle", "Reshape", "Subtensor", "Shape", "Shape_i", "SpecifyShape",
+                       "ScalarFromTensor", "TensorFromScalar", "DeepCopyOp", "OutputGuard"})
+
+
 def split_constant_part(outputs, varying):
     """Cut ``outputs`` where the part that does not depend on ``varying`` ends.
 
@@ -270,17 +275,26 @@ def split_constant_part(outputs, varying):
         if any(i in depends for i in node.inputs):
             depends.update(node.outputs)
     frontier, seen = [], set()
+
+    def add(var):
+        # A view or shape of the inputs costs nothing to recompute, and caching one
+        # can make the forward function return an input itself (which PyTensor
+        # refuses): keep the view in the product's graph and cache what it views.
+        if var.owner is None or var in depends or var in seen:
+            return
+        seen.add(var)
+        if type(var.owner.op).__name__ in _VIEW_OPS:
+            for i in var.owner.inputs:
+                add(i)
+        else:
+            frontier.append(var)
+
     for node in nodes:
-        if not any(o in depends for o in node.outputs):
-            continue
-        for i in node.inputs:
-            if i.owner is not None and i not in depends and i not in seen:
-                seen.add(i)
-                frontier.append(i)
+        if any(o in depends for o in node.outputs):
+            for i in node.inputs:
+                add(i)
     for o in outputs:  # an output that does not depend on varying at all is computed once too
-        if o.owner is not None and o not in depends and o not in seen:
-            seen.add(o)
-            frontier.append(o)
+        add(o)
     placeholders = [f.type(name=f"cached_{k}") for k, f in enumerate(frontier)]
     new_outputs = clone_replace(outputs, dict(zip(frontier, placeholders))) if frontier else outputs
     return frontier, placeholders, list(new_outputs)

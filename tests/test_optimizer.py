@@ -300,3 +300,27 @@ def test_time_spent_in_each_compiled_function_is_recorded_on_request():
     names = set(opt.reduce.timings)
     assert {"hf_loss_grad", "hf_forward", "hf_gv_cached", "hf_loss_at", "hf_gv"} <= names
     assert 0 < sum(opt.reduce.timings.values()) <= tm["seconds"]
+
+
+def test_op_jv_with_forward_cache_on_a_scan_rnn():
+    """jv='op' (the ops' own R-ops; the graph uses pt.dot) with the cached forward pass gives
+    the products of the default path on a scan RNN (a view of the input once broke the cache)."""
+    rng = np.random.default_rng(0)
+    x, y = pt.tensor3("x"), pt.tensor3("y")
+    W = pytensor.shared(rng.normal(size=(2, 5)) * 0.5, name="W")
+    U = pytensor.shared(rng.normal(size=(5, 5)) * 0.4, name="U")
+    V = pytensor.shared(rng.normal(size=(5, 1)) * 0.5, name="V")
+
+    def step(x_t, h_tm1):
+        return pt.tanh(pt.dot(x_t, W) + pt.dot(h_tm1, U))
+
+    h = pytensor.scan(step, sequences=x, outputs_info=[pt.zeros((x.shape[1], 5))], return_updates=False)
+    s = pt.dot(h, V)
+    cost = 0.5 * pt.sum((s - y) ** 2) / pt.cast(x.shape[1], "float64")
+    data = (rng.normal(size=(7, 4, 2)), rng.normal(size=(7, 4, 1)))
+    batch = hf.Batch(data, (1, 1))
+    ref = hf.HFOptimizer(cost, s, [W, U, V], [x, y], forward_cache=False)
+    op = hf.HFOptimizer(cost, s, [W, U, V], [x, y], jv="op")
+    products = op.reduce.cached(op._f_forward, op._f_gv_cached, batch)
+    v = rng.normal(size=ref.n_params)
+    np.testing.assert_allclose(products(v)[0], ref.gv(v, batch), rtol=1e-11, atol=1e-13)
