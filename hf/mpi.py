@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import signal
 import sys
 import threading
@@ -73,7 +74,7 @@ import numpy as np
 
 from ._array_like import first_bad, materialize
 from ._dataset_base import Dataset
-from .reduce import ExampleMean
+from .reduce import Batch, ExampleMean, call
 
 __all__ = [
     "DistributedMean",
@@ -107,12 +108,29 @@ def _rank_size(comm):
 
 
 def local_count(n_global: int, rank: int, size: int) -> int:
-    """How many of the first ``n_global`` examples of a batch dealt round-robin fall on ``rank``.
+    """How many of the first ``n_global`` examples of a batch dealt round-robin fall on ``rank``."""
+    return len(range(rank, int(n_global), size))
 
-    At least 1, so that every rank has something to average (a mean over no
-    examples has no shape to add to the others').
+
+class _Weightless(Batch):
+    """A rank's share of no examples: one example of the batch, evaluated for the shapes
+    of the outputs and counted with weight 0 (its values are replaced by zeros).
+
+    It lets a rank take part in the collectives of a CG batch that has fewer
+    examples than there are ranks, so that the sums are exactly one process's.
     """
-    return max(1, len(range(rank, int(n_global), size)))
+
+    @property
+    def size(self) -> int:
+        return 0
+
+    def chunks(self, chunk_size):
+        for chunk, _ in Batch(self.arrays, self.axes, self.mask_index, self.source).chunks(1):
+            yield chunk, 0
+            return
+
+    def head(self, n):
+        return self
 
 
 # ---------------------------------------------------------------------- reductions
@@ -191,6 +209,14 @@ class DistributedMean(ExampleMean):
                 start += n
         return out
 
+    @staticmethod
+    def _sums(rows):
+        """As :meth:`ExampleMean._sums`, a row of weight 0 adding zeros (not ``0·value``,
+        which is NaN for an infinite value)."""
+        return ExampleMean._sums(
+            (values if n else [np.zeros(np.shape(v)) for v in values], n) for values, n in rows
+        )
+
     def global_size(self, batch) -> int:
         """Examples of ``batch`` over all ranks (one collective)."""
         return int(self.allreduce(np.array([batch.size], dtype=np.float64))[0])
@@ -198,18 +224,25 @@ class DistributedMean(ExampleMean):
     def head(self, batch, fraction: float):
         """This rank's part of the first ``ceil(fraction · N)`` examples of the global batch of ``N``.
 
-        With :func:`shard`'s round-robin layout that is exactly the examples one
-        process takes as its CG batch (``batch.head``), spread evenly over the
-        ranks; every rank keeps at least one example.
+        With :func:`shard`'s round-robin layout those are exactly the examples
+        one process takes as its CG batch (``batch.head``), spread evenly over
+        the ranks. A rank with none of them (a CG batch smaller than the
+        number of ranks) evaluates one example with weight 0, to take part in
+        the collectives.
         """
-        import math
-
+        if not batch.arrays:  # data held in the graph: every rank's one "example"
+            return batch
         n = max(1, math.ceil(fraction * self.global_size(batch)))
-        return batch.head(local_count(n, self.rank, self.size))
+        local = local_count(n, self.rank, self.size)
+        return batch.head(local) if local else _Weightless(batch.arrays, batch.axes, batch.mask_index, batch.source)
 
     def mean_square_per_example(self, fn, batch, max_examples):
         """``1/N Σ_i (∇f_i)²`` over this rank's part of the global first ``max_examples`` examples."""
-        return super().mean_square_per_example(fn, batch, local_count(max_examples, self.rank, self.size))
+        m = local_count(max_examples, self.rank, self.size) if batch.size else 0
+        if m:
+            return super().mean_square_per_example(fn, batch, m)
+        g = np.asarray(call(fn, batch.head(1))[-1], dtype=np.float64)  # for the shape only
+        return self.combine(*self._sums([([g], 0)]))[0]
 
 
 # ---------------------------------------------------------------------- consistency
