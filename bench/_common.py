@@ -12,6 +12,13 @@ that both Jv paths, ``jv="pullback"`` and ``jv="op"``, apply to them.
 Timing rules used by every script: one process, calls interleaved, the minimum
 over repeats, ratios formed within the run. Pin the process to one core and one
 BLAS thread (the commands in docs/performance.md do).
+
+The clock is the process's CPU time (``time.process_time``) by default: on a
+machine shared with other jobs, wall-clock time also counts the time slices the
+scheduler gives them, which no number of repeats removes, while the CPU time of a
+single-threaded process counts its own work only. ``HF_BENCH_CLOCK=wall``
+switches every script to ``time.perf_counter``. Compile times (which include
+the C compiler's child processes) are always wall-clock.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 
 AE_SIZES = (784, 1000, 500, 250, 30, 250, 500, 1000, 784)
+
+CLOCK = os.environ.get("HF_BENCH_CLOCK", "cpu")
+if CLOCK not in ("cpu", "wall"):
+    raise SystemExit(f"HF_BENCH_CLOCK must be 'cpu' or 'wall', got {CLOCK!r}")
+now = time.process_time if CLOCK == "cpu" else time.perf_counter
 
 
 class Model:
@@ -100,27 +112,54 @@ def rnn(T=100, n=200, nh=100, n_in=2, n_out=1, seed=0, structural=False, dtype="
 
 
 def timed(fn):
-    t = time.perf_counter()
+    t = now()
     fn()
-    return time.perf_counter() - t
+    return now() - t
+
+
+def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Times of each callable over ``repeats`` rounds, the calls interleaved round-robin."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            times[k].append(timed(f))
+    return times
 
 
 def interleaved_min(fns: dict, repeats: int, warmup: int = 1) -> dict:
     """Minimum time of each callable, the calls interleaved round-robin over ``repeats`` rounds."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            best[k] = min(best[k], timed(f))
-    return best
+    return {k: min(t) for k, t in interleaved(fns, repeats, warmup).items()}
+
+
+def paired_ratio(times: dict, num: str, den: str) -> float:
+    """Median over rounds of ``num``'s time over ``den``'s in the same round.
+
+    The two calls of a round run back to back, so a slow spell of the machine
+    that lasts longer than a round slows both: the median of the paired ratios
+    is steadier than the ratio of the minima when other jobs share the core.
+    """
+    return float(np.median(np.asarray(times[num]) / np.asarray(times[den])))
+
+
+def _git_head():
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hf"], cwd=HERE, capture_output=True, text=True)
+        return out.stdout.strip() + (" (hf/ modified)" if dirty.stdout.strip() else "")
+    except OSError:
+        return None
 
 
 def environment() -> dict:
     from pytensor import config
 
     return {
+        "git": _git_head(),
         "python": sys.version.split()[0],
         "pytensor": pytensor.__version__,
         "numpy": np.__version__,
@@ -129,6 +168,7 @@ def environment() -> dict:
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
         "blas__ldflags": config.blas__ldflags,
         "floatX": config.floatX,
+        "clock": CLOCK,
         "argv": sys.argv,
     }
 
