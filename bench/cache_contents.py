@@ -42,15 +42,12 @@ def main(argv=None):
             rows.append({"shape": list(arr.shape), "bytes": int(arr.nbytes), "op": str(op)[:60], "source": str(src)[:60]})
         rows.sort(key=lambda r: -r["bytes"])
         total = sum(r["bytes"] for r in rows)
-        param_shaped = sum(r["bytes"] for r in rows if tuple(r["shape"]) in
-                           {p.get_value().shape for p in m.params} | {p.get_value().shape[::-1] for p in m.params})
         zeros = sum(r["bytes"] for r in rows if r["op"].startswith("Alloc"))
         print(f"{m.name}: {len(rows)} cached arrays, {total / 2**20:.1f} MiB; activations a hand-written Gv keeps "
-              f"{needed[m.name] / 2**20:.1f} MiB; parameter-shaped {param_shaped / 2**20:.1f} MiB; Alloc {zeros / 2**20:.1f} MiB")
+              f"{needed[m.name] / 2**20:.1f} MiB; Alloc (zero-filled buffers) {zeros / 2**20:.1f} MiB")
         for r in rows[:12]:
             print(f"  {str(tuple(r['shape'])):<18} {r['bytes'] / 2**20:8.2f} MiB  {r['op']:<22} from {r['source']}")
-        out[m.name] = {"total_bytes": total, "needed_bytes": needed[m.name], "parameter_shaped_bytes": param_shaped,
-                       "alloc_bytes": zeros, "arrays": rows}
+        out[m.name] = {"total_bytes": total, "needed_bytes": needed[m.name], "alloc_bytes": zeros, "arrays": rows}
     C.write_result("cache_contents", {"models": out})
 
 
