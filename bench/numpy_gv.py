@@ -56,8 +56,8 @@ class NumpyAutoencoder:
     def _act(self, i):
         return i < self.n_layers - 1 and i != self.code
 
-    def forward(self, X):
-        """The cache: layer inputs, hidden derivatives (None for linear layers), loss Hessian."""
+    def _layers(self, X):
+        """Layer inputs, hidden derivatives (None for linear layers) and the output ``s``."""
         H, D = [X], []
         h = X
         for i, (W, b) in enumerate(zip(self.Ws, self.bs)):
@@ -73,6 +73,11 @@ class NumpyAutoencoder:
                 h = z
                 D.append(None)
                 H.append(h)
+        return H, D, s
+
+    def forward(self, X):
+        """The cache: layer inputs, hidden derivatives (None for linear layers), loss Hessian."""
+        H, D, s = self._layers(X)
         p = _sigmoid(s)
         hl = p * (1.0 - p) / X.shape[0]
         return H, D, hl
@@ -91,21 +96,7 @@ class NumpyAutoencoder:
         return self._backprop(H, D, delta)
 
     def loss_grad(self, X):
-        H, D = [X], []
-        h = X
-        for i, (W, b) in enumerate(zip(self.Ws, self.bs)):
-            z = h @ W
-            z += b
-            if i == self.n_layers - 1:
-                s = z
-            elif self._act(i):
-                h = _sigmoid(z)
-                D.append(h * (1.0 - h))
-                H.append(h)
-            else:
-                h = z
-                D.append(None)
-                H.append(h)
+        H, D, s = self._layers(X)
         n = X.shape[0]
         loss = float(np.sum(np.logaddexp(0.0, s) - X * s)) / n
         delta = (_sigmoid(s) - X) / n
