@@ -8,7 +8,15 @@ and prints one Markdown table row per (task, T, optimizer, budget, settings):
   (compilation and held-out evaluations not counted), with the median
   number of updates (HF) or epochs (Adam, NAG);
 * **best success of the failures**: the highest held-out success any
-  unsolved seed reached.
+  unsolved seed reached;
+* **s per update**: the median over the seeds of training seconds per HF
+  update (per epoch for Adam and NAG), the measured cost to extrapolate a
+  budget from.
+
+A second table gives, per task and optimizer, the longest T solved on at
+least 2 seeds and at least 2/3 of the seeds run (cells with plain settings
+only; for Adam and NAG the best learning rate at each T), and the longest T
+tried with its count.
 
 When a seed of a cell was run more than once, its latest record (by date,
 then by position in the file) counts; the others are reported as superseded.
@@ -53,7 +61,10 @@ TASK_LABELS = {
 OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "nag")
 #: Settings that do not change what is measured: they neither split cells nor label them.
 NOT_COMPARED = ("eval_every", "hf_updates")
-HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures")
+HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures",
+          "s per update")
+#: Optimizer families of the longest-T table, with their column titles.
+FAMILIES = (("hf", "HF μ=0.03"), ("hf-mu0", "HF μ=0"), ("adam", "Adam"), ("nag", "NAG"))
 
 
 # --------------------------------------------------------------------------- reading
@@ -160,6 +171,8 @@ def cells(records):
         for r in runs:
             label.update(r.get("variant") or {})
         times = [r["outcome"].get("time_to_solve") for r in solved]
+        rates = [r["outcome"]["train_seconds"] / r["outcome"]["updates"] for r in runs
+                 if r["outcome"].get("train_seconds") and r["outcome"].get("updates")]
         updates = [r["outcome"].get("updates_to_solve") for r in solved]
         first = rs[0]
         rows.append({
@@ -170,6 +183,7 @@ def cells(records):
             "median_time": statistics.median(times) if times and None not in times else None,
             "median_updates": statistics.median(updates) if updates and None not in updates else None,
             "update_unit": first["outcome"].get("update_unit", "updates"),
+            "seconds_per_update": statistics.median(rates) if rates else None,
             "best_failure": max(r["outcome"]["best_success"] or 0.0 for r in failed) if failed else None,
             "superseded": len(rs) - len(runs),
         })
@@ -215,8 +229,64 @@ def markdown(rows):
         else:
             median = "–"
         best = f"{100 * r['best_failure']:.1f}%" if r["best_failure"] is not None else "–"
-        cells_ = (r["task_label"], str(r["T"]), optimizer, r["budget"], f"{r['solved']}/{r['n']}", median, best)
+        rate = r["seconds_per_update"]
+        rate = "–" if rate is None else f"{rate:.2g}" if rate < 10 else f"{rate:.0f}"
+        cells_ = (r["task_label"], str(r["T"]), optimizer, r["budget"], f"{r['solved']}/{r['n']}", median, best,
+                  rate)
         lines.append("| " + " | ".join(cells_) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def longest(rows, *, at_least=2, fraction=2 / 3):
+    """The longest T each optimizer family solved robustly, per task.
+
+    A cell counts as solved robustly when at least ``at_least`` of its seeds
+    and at least ``fraction`` of them were solved. Only plain cells count
+    (no ``-- FLAG`` variant); for Adam and NAG the best learning rate of each
+    T. Returns ``{task: {family: (T, solved, n) or None}}`` and, per task and
+    family, the longest T tried as ``{task: {family: (T, solved, n)}}``.
+    """
+    best, tried = {}, {}
+    for r in rows:
+        if r["variant"]:
+            continue
+        family = r["optimizer_key"]
+        mine_best = best.setdefault(r["task"], {})
+        mine_tried = tried.setdefault(r["task"], {})
+        mine_best.setdefault(family, None)
+        robust = r["solved"] >= at_least and r["solved"] >= fraction * r["n"]
+        if robust and (mine_best[family] is None or (r["T"], r["solved"] / r["n"]) > (
+                mine_best[family][0], mine_best[family][1] / mine_best[family][2])):
+            mine_best[family] = (r["T"], r["solved"], r["n"])
+        old = mine_tried.get(family)
+        if old is None or (r["T"], r["solved"] / r["n"]) > (old[0], old[1] / old[2]):
+            mine_tried[family] = (r["T"], r["solved"], r["n"])
+    return best, tried
+
+
+LONGEST_INTRO = ("The longest T solved on at least 2 seeds and at least 2/3 of the seeds run, per optimizer "
+                 "(plain settings; Adam and NAG: their best learning rate), and the longest T tried:")
+
+
+def longest_markdown(rows):
+    """Markdown: per task, the longest T solved on ≥ 2 seeds and ≥ 2/3 of them, per optimizer family."""
+    best, tried = longest(rows)
+    titles = [title for _, title in FAMILIES]
+    lines = ["| task | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
+    for task in sorted(best, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t)):
+        texts = []
+        for family, _ in FAMILIES:
+            b, t = best[task].get(family), tried[task].get(family)
+            if t is None:
+                texts.append("not run")
+            elif b is None:
+                texts.append(f"– (T={t[0]}: {t[1]}/{t[2]})")
+            elif t[0] > b[0]:
+                texts.append(f"**{b[0]}** ({b[1]}/{b[2]}); T={t[0]}: {t[1]}/{t[2]}")
+            else:
+                texts.append(f"**{b[0]}** ({b[1]}/{b[2]})")
+        label = TASK_LABELS.get(task, task)
+        lines.append(f"| {label} | " + " | ".join(texts) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -299,7 +369,7 @@ def main(argv=None):
     for message in problems:
         print(message, file=sys.stderr)
     rows = cells(records)
-    table = markdown(rows)
+    table = markdown(rows) + "\n" + LONGEST_INTRO + "\n\n" + longest_markdown(rows)
     print(table, end="")
     superseded = sum(r["superseded"] for r in rows)
     print(f"\n{len(records)} records, {len(rows)} cells"

@@ -122,23 +122,23 @@ def test_non_finite_numbers_are_written_as_null(tmp_path):
 
 
 def _record(task, T, optimizer, seed, solved, best, *, time=None, updates=None, lr=None, date="2025-01-01T00:00:00+00:00",
-            cg_decay=0.95, hidden=32, variant=None, unit="updates", eval_every=2.0):
+            cg_decay=0.95, hidden=32, variant=None, unit="updates", eval_every=2.0, spent=None):
     settings = {"hidden": hidden, "mu": 0.03 if optimizer == "hf" else 0.0, "cg_decay": cg_decay,
                 "eval_every": eval_every}
     return {
         "schema": 1, "task": task, "T": T, "optimizer": optimizer, "lr": lr, "seed": seed,
         "budget": {"seconds": 600.0, "max_updates": None}, "settings": settings, "variant": variant or {},
         "outcome": {"solved": solved, "time_to_solve": time, "updates_to_solve": updates, "update_unit": unit,
-                    "best_success": best},
+                    "best_success": best, **({"train_seconds": spent[0], "updates": spent[1]} if spent else {})},
         "reproduce": {"date": date},
     }
 
 
 HAND_WRITTEN = [
     # addition T=30, HF: seeds 1 and 2 solved (40 s / 70 updates, 60 s / 90 updates), seed 3 reached 80%.
-    _record("addition", 30, "hf", 1, True, 0.995, time=40.0, updates=70),
-    _record("addition", 30, "hf", 2, True, 0.991, time=60.0, updates=90),
-    _record("addition", 30, "hf", 3, False, 0.80),
+    _record("addition", 30, "hf", 1, True, 0.995, time=40.0, updates=70, spent=(40.0, 70)),
+    _record("addition", 30, "hf", 2, True, 0.991, time=60.0, updates=90, spent=(60.0, 90)),
+    _record("addition", 30, "hf", 3, False, 0.80, spent=(600.0, 400)),
     # addition T=30, Adam lr 1e-3: two failures, the best at 30%.
     _record("addition", 30, "adam", 1, False, 0.10, lr=1e-3, unit="epochs"),
     _record("addition", 30, "adam", 2, False, 0.30, lr=1e-3, unit="epochs"),
@@ -155,14 +155,14 @@ HAND_WRITTEN = [
 ]
 
 EXPECTED = """\
-| task | T | optimizer | budget | solved | median time to solve | best success of the failures |
-|---|---|---|---|---|---|---|
-| addition | 30 | HF μ=0.03 | 600 s | 2/3 | 50 s (80 updates) | 80.0% |
-| addition | 30 | Adam lr=0.001 | 600 s | 0/2 | – | 30.0% |
-| addition | 50 | HF μ=0.03 (hidden=32) | 600 s | 0/2 | – | 35.0% |
-| addition | 50 | HF μ=0.03 (hidden=64) | 600 s | 1/1 | 300 s (200 updates) | – |
-| memorization (5-bit) | 20 | HF μ=0.03 | 600 s | 1/1 | 100 s (50 updates) | – |
-| memorization (5-bit) | 20 | HF μ=0.03 (cg_decay=0) | 600 s | 0/1 | – | 50.0% |
+| task | T | optimizer | budget | solved | median time to solve | best success of the failures | s per update |
+|---|---|---|---|---|---|---|---|
+| addition | 30 | HF μ=0.03 | 600 s | 2/3 | 50 s (80 updates) | 80.0% | 0.67 |
+| addition | 30 | Adam lr=0.001 | 600 s | 0/2 | – | 30.0% | – |
+| addition | 50 | HF μ=0.03 (hidden=32) | 600 s | 0/2 | – | 35.0% | – |
+| addition | 50 | HF μ=0.03 (hidden=64) | 600 s | 1/1 | 300 s (200 updates) | – | – |
+| memorization (5-bit) | 20 | HF μ=0.03 | 600 s | 1/1 | 100 s (50 updates) | – | – |
+| memorization (5-bit) | 20 | HF μ=0.03 (cg_decay=0) | 600 s | 0/1 | – | 50.0% | – |
 """
 
 
@@ -197,7 +197,37 @@ def test_report_updates_the_marked_section(tmp_path):
     report.main(["--results", str(results), "--update", str(doc)])
     text = doc.read_text()
     assert text.startswith(f"intro\n{report.BEGIN}\n| task |") and text.endswith(f"{report.END}\nafter\n")
-    assert "old table" not in text and "| addition | 30 | HF μ=0.03 | 600 s | 1/1 | 40 s (70 updates) | – |" in text
+    assert "old table" not in text and "| addition | 30 | HF μ=0.03 | 600 s | 1/1 | 40 s (70 updates) | – | 0.57 |" in text
+    assert "| addition | – (T=30: 1/1) | not run | not run | not run |" in text
+
+
+def test_longest_T_needs_two_seeds_and_two_thirds_of_them():
+    report = load_bench("pathological_report")
+    records = [
+        # HF: T=30 solved 2/3 (robust), T=50 solved 1/2 (not), T=70 1/1 (one seed is not enough).
+        _record("addition", 30, "hf", 1, True, 1.0, time=1.0, updates=1),
+        _record("addition", 30, "hf", 2, True, 1.0, time=1.0, updates=1),
+        _record("addition", 30, "hf", 3, False, 0.5),
+        _record("addition", 50, "hf", 1, True, 1.0, time=1.0, updates=1),
+        _record("addition", 50, "hf", 2, False, 0.5),
+        _record("addition", 70, "hf", 1, True, 1.0, time=1.0, updates=1),
+        # A variant that solved T=100 on 3/3 does not count for the plain optimizer.
+        *[_record("addition", 100, "hf", s, True, 1.0, time=1.0, updates=1, cg_decay=0.0, variant={"cg_decay": 0.0})
+          for s in (1, 2, 3)],
+        # Adam: lr 1e-3 solved T=20 on 2/2, lr 3e-3 solved T=40 on 3/4 (the family's best).
+        *[_record("addition", 20, "adam", s, True, 1.0, time=1.0, updates=1, lr=1e-3, unit="epochs") for s in (1, 2)],
+        *[_record("addition", 40, "adam", s, s != 4, 1.0 if s != 4 else 0.2, time=1.0 if s != 4 else None,
+                  updates=1 if s != 4 else None, lr=3e-3, unit="epochs") for s in (1, 2, 3, 4)],
+    ]
+    for i, r in enumerate(records):
+        r["_line"] = i
+    rows = report.cells(records)
+    best, tried = report.longest(rows)
+    assert best["addition"]["hf"] == (30, 2, 3)
+    assert tried["addition"]["hf"] == (70, 1, 1)
+    assert best["addition"]["adam"] == (40, 3, 4)
+    assert report.longest_markdown(rows).splitlines()[2] == (
+        "| addition | **30** (2/3); T=70: 1/1 | not run | **40** (3/4) | not run |")
 
 
 @pytest.mark.parametrize("content", [None, "", "\n\n"])
@@ -210,6 +240,7 @@ def test_report_of_an_empty_or_missing_file_is_an_empty_table(tmp_path, capsys, 
     rows = report.main(["--results", str(path), "--png", str(png)])
     out, _ = capsys.readouterr()
     assert rows == []
-    assert out.startswith("| task | T | optimizer | budget | solved | median time to solve | best success of the failures |\n"
-                          "|---|---|---|---|---|---|---|\n\n0 records, 0 cells")
+    assert out.startswith("| task | T | optimizer | budget | solved | median time to solve | best success of the failures"
+                          " | s per update |\n|---|---|---|---|---|---|---|---|\n\n")
+    assert "| task | HF μ=0.03 | HF μ=0 | Adam | NAG |\n|---|---|---|---|---|\n\n0 records, 0 cells" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
