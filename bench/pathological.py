@@ -218,6 +218,11 @@ def trace_of(run):
     out = {k: [rows[i][k] for i in idx] for k in rows[0]}
     out["points"] = len(rows)
     out["accepted_fraction"] = sum(bool(r["accepted"]) for r in rows) / len(rows)
+    if "cg_status" in rows[0]:  # why CG stopped, counted over every update (not subsampled)
+        counts = {}
+        for r in rows:
+            counts[r["cg_status"]] = counts.get(r["cg_status"], 0) + 1
+        out["cg_status_counts"] = counts
     return out
 
 

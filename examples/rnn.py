@@ -312,7 +312,7 @@ class Run:
         self.stop = None  # why the run ended: solved, budget, max_updates, diverged
         self.compile_seconds = 0.0
         self.weights = None  # the weights of the last held-out evaluation
-        self.trace = []  # HF: per-update metrics (update, loss, damping, rho, cg_iters, accepted, step_rate)
+        self.trace = []  # HF: per-update metrics (update, loss, damping, rho, cg_iters, cg_status, accepted, step_rate)
 
     def record(self, seconds, loss, success, target):
         self.seconds.append(seconds)
@@ -430,12 +430,12 @@ def train_hf(model, train, valid, args):
         metrics, _valid = next(iterator)
         took = time.perf_counter() - t
         run.steps += 1
-        run.trace.append({k: metrics[k] for k in ("update", "loss", "damping", "rho", "cg_iters", "accepted",
-                                                  "step_rate")})
+        run.trace.append({k: metrics[k] for k in ("update", "loss", "damping", "rho", "cg_iters", "cg_status",
+                                                  "accepted", "step_rate")})
         return metrics, took
 
     def describe(m):
-        return (f"rho {m['rho']:6.3f} damping {m['damping']:.3g} cg {m['cg_iters']:3d} "
+        return (f"rho {m['rho']:6.3f} damping {m['damping']:.3g} cg {m['cg_iters']:3d} ({m['cg_status']}) "
                 f"rate {m['step_rate']:.2f}{'' if m['accepted'] else ' REJECTED'}")
 
     seconds, max_updates = hf_budget(args)

@@ -62,6 +62,10 @@ def test_one_cell_appends_one_well_formed_line(tmp_path):
     assert max(curve["success"]) == o["best_success"] and curve["loss"][-1] == o["final_loss"]
     trace = record["hf_trace"]
     assert trace["update"] == [1, 2, 3] and len(trace["damping"]) == 3 and trace["points"] == 3
+    # why CG stopped, per update and counted over all of them (max-cg 5: at most 5 iterations each)
+    assert sum(trace["cg_status_counts"].values()) == 3 and len(trace["cg_status"]) == 3
+    assert set(trace["cg_status"]) <= {"converged", "max_iterations", "negative_curvature", "non_finite"}
+    assert all(1 <= i <= 5 for i in trace["cg_iters"])
 
     rep = record["reproduce"]
     assert rep["command"].startswith("python bench/pathological.py --task xor --T 20 --optimizer hf-mu0")
