@@ -68,7 +68,7 @@ def autoencoder(n=1000, sizes=AE_SIZES, seed=0, hidden="logistic", dtype="float6
     rng = np.random.default_rng(seed)
     x = pt.matrix("x", dtype=dtype)
     act = pt.sigmoid if hidden == "logistic" else pt.tanh
-    params, h, acts = [], x, []
+    params, h = [], x
     code = len(sizes) // 2 - 1  # index of the layer producing the code (linear)
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         W = pytensor.shared((rng.normal(size=(a, b)) / np.sqrt(a)).astype(dtype), name=f"W{i}")

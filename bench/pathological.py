@@ -52,6 +52,7 @@ import math
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -268,11 +269,12 @@ def machine():
     }
 
 
-def build_record(args, result, wall_seconds, started, load_start):
-    """One JSON-ready dict for a finished cell (see docs/pathological.md)."""
+def build_record(args, result, wall_seconds, started, load_start, git=None):
+    """One JSON-ready dict for a finished cell (see docs/pathological.md); ``git``: the checkout's
+    ``(commit, modified)`` when the cell started (default: now)."""
     run = result["hf"] if result["hf"] is not None else (result["adam_best"] or result["nag_best"])
     example_args = result["args"]
-    commit, modified = git_state()
+    commit, modified = git_state() if git is None else git
     task, bits = SUITE[args.task]
     settings = settings_of(args.optimizer, example_args)
     reference = default_settings(args)
@@ -339,18 +341,39 @@ def append_record(path, record):
     return line
 
 
+def _interrupt(signum, frame):
+    """First SIGTERM/SIGINT: end the run after its current update (its record is still written);
+    a second one: the default action."""
+    example.STOP.set()
+    signal.signal(signum, signal.SIG_DFL)
+    print(f"pathological.py: signal {signum}: stopping after the current update (again to kill)", file=sys.stderr)
+
+
 def run_cell(args):
-    """Train the cell; return its record (not yet written)."""
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    """Train the cell; return its record (not yet written).
+
+    A SIGTERM or SIGINT while it trains ends the run after the current update
+    (or mini-batch) with ``stop`` ``'interrupted'``, and the record is still
+    returned: the report keeps an unsolved interrupted cell apart ("cut short")
+    and does not count it as a failure within the budget.
+    """
+    example.STOP.clear()
+    git = git_state()  # the code that runs is the code at the start, whatever the checkout becomes meanwhile
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        load_start = list(os.getloadavg())
-    except OSError:
-        load_start = None
-    t0 = time.perf_counter()
-    sink = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
-    with sink:
-        result = example.main(example_argv(args))
-    return build_record(args, result, time.perf_counter() - t0, started, load_start)
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        try:
+            load_start = list(os.getloadavg())
+        except OSError:
+            load_start = None
+        t0 = time.perf_counter()
+        sink = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
+        with sink:
+            result = example.main(example_argv(args))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return build_record(args, result, time.perf_counter() - t0, started, load_start, git)
 
 
 def main(argv=None):

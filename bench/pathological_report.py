@@ -18,6 +18,11 @@ least 2 seeds and at least 2/3 of the seeds run (cells with plain settings
 only; for Adam and NAG the best learning rate at each T), and the longest T
 tried with its count.
 
+A cell interrupted before it solved or spent its budget (``stop``
+``interrupted``: ``bench/pathological.py`` got SIGTERM) is a partial result:
+it gets a row of its own, marked "cut short", and counts in neither the
+solved fraction nor the longest-T table.
+
 When a seed of a cell was run more than once, its latest record (by date,
 then by position in the file) counts; the others are reported as superseded.
 Cells that differ in a setting (``-- --cg-decay 0`` ...) are kept apart and
@@ -124,11 +129,18 @@ def optimizer_label(record):
     return f"{name} lr={record['lr']:g}" if record.get("lr") is not None else name
 
 
+def cut_short(record):
+    """Whether the cell was interrupted before it solved or spent its budget (a partial result)."""
+    return record["outcome"].get("stop") == "interrupted" and not record["outcome"]["solved"]
+
+
 def budget_label(record):
     b = record["budget"]
     text = f"{b['seconds']:g} s"
     if b.get("max_updates"):
         text += f", ≤ {b['max_updates']} updates"
+    if cut_short(record):
+        text += ", cut short"
     return text
 
 
@@ -186,6 +198,7 @@ def cells(records):
             "seconds_per_update": statistics.median(rates) if rates else None,
             "best_failure": max(r["outcome"]["best_success"] or 0.0 for r in failed) if failed else None,
             "superseded": len(rs) - len(runs),
+            "cut_short": cut_short(first),
         })
 
     # A cell is labelled with its settings that differ from a plain cell's (``variant``); where two
@@ -248,7 +261,7 @@ def longest(rows, *, at_least=2, fraction=2 / 3):
     """
     best, tried = {}, {}
     for r in rows:
-        if r["variant"]:
+        if r["variant"] or r["cut_short"]:
             continue
         family = r["optimizer_key"]
         mine_best = best.setdefault(r["task"], {})

@@ -116,6 +116,7 @@ import argparse
 import contextlib
 import logging
 import math
+import threading
 import time
 
 import numpy as np
@@ -146,6 +147,10 @@ MIN_T = {"addition": 20, "multiplication": 20, "xor": 20, "temporal_order": 20, 
          "memorization": 1}
 #: HF's update cap when no ``--budget`` is given.
 HF_UPDATES = 150
+#: Set it (from a signal handler, another thread...) to end the run in progress after its current update
+#: or mini-batch; that run's ``stop`` is ``'interrupted'`` and the script goes on as after any other stop.
+#: ``bench/pathological.py`` sets it on SIGTERM so that a cell cut short still leaves its record.
+STOP = threading.Event()
 
 #: Adam as in [King15]: β₁ = 0.9, β₂ = 0.999, written as downhill's halflives.
 ADAM_HYPER = dict(
@@ -359,6 +364,9 @@ def _drive(step, run, model, valid, args, *, seconds=None, max_updates=None, des
     run.weights = model.get_weights()
     clock, last_eval = 0.0, 0.0
     while True:
+        if STOP.is_set():
+            run.stop = "interrupted"
+            break
         if seconds is not None and clock >= seconds:
             run.stop = "budget"
             break
@@ -481,7 +489,7 @@ def train_first_order(model, train, valid, args, algo, learning_rate, seconds):
             seen += part[0].shape[1]
             if not math.isfinite(loss):
                 break
-            if time_left is not None and time.perf_counter() - t >= time_left:
+            if (time_left is not None and time.perf_counter() - t >= time_left) or STOP.is_set():
                 break
         return {"loss": total / seen}, time.perf_counter() - t
 
@@ -660,7 +668,7 @@ def main(argv=None) -> dict:
         ``compile_seconds``, ``loss`` and ``success`` (final held-out),
         ``best_success``, ``solved_at`` (training seconds when the target was
         reached, or None), ``solved_updates``, ``stop`` (``'solved'``,
-        ``'budget'``, ``'max_updates'``, ``'diverged'``), ``curve``
+        ``'budget'``, ``'max_updates'``, ``'diverged'``, ``'interrupted'``: :data:`STOP` was set), ``curve``
         (``seconds``, ``updates``, ``loss``, ``success`` at each evaluation),
         ``trace`` (HF: one dict of metrics per update) and ``weights``
         (``{name: array}`` at the last held-out evaluation, i.e. the weights

@@ -77,6 +77,29 @@ def test_one_cell_appends_one_well_formed_line(tmp_path):
     assert m["cpu_count"] >= 1 and m["blas_threads"] == 1 and "OPENBLAS_NUM_THREADS" in m["env"]
 
 
+def test_a_cell_cut_short_by_sigterm_still_leaves_its_record(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    bench = load_bench("pathological")
+    results = tmp_path / "cells.jsonl"
+    record_eval = bench.example.Run.record
+
+    def record_then_sigterm(self, *a, **k):  # SIGTERM arrives right after the held-out evaluation before update 1
+        record_eval(self, *a, **k)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(bench.example.Run, "record", record_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    record = bench.main(["--task", "xor", "--T", "20", "--optimizer", "hf", "--seed", "1", "--budget", "600",
+                         "--results", str(results), *TINY])
+    o = record["outcome"]
+    assert (o["stop"], o["updates"], o["solved"]) == ("interrupted", 0, False)
+    assert json.loads(results.read_text())["outcome"]["stop"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is before  # the cell's handler is gone again
+    bench.example.STOP.clear()
+
+
 def test_cell_arguments_are_checked():
     bench = load_bench("pathological")
     base = ["--task", "addition", "--T", "30", "--seed", "1", "--budget", "10"]
@@ -203,6 +226,20 @@ def test_report_updates_the_marked_section(tmp_path):
     assert text.startswith(f"intro\n{report.BEGIN}\n| task |") and text.endswith(f"{report.END}\nafter\n")
     assert "old table" not in text and "| addition | 30 | HF μ=0.03 | 600 s | 1/1 | 40 s (70 updates) | – | 0.57 |" in text
     assert "| addition | – (T=30: 1/1) | not run | not run | not run |" in text
+
+
+def test_a_cell_cut_short_is_kept_apart_and_not_counted():
+    report = load_bench("pathological_report")
+    done = _record("addition", 30, "hf", 1, False, 0.5)
+    cut = _record("addition", 30, "hf", 2, False, 0.7)
+    cut["outcome"]["stop"] = "interrupted"
+    cut_but_solved = _record("addition", 30, "hf", 3, True, 1.0, time=5.0, updates=9)
+    cut_but_solved["outcome"]["stop"] = "interrupted"  # it solved before the signal: a full result
+    for i, r in enumerate((done, cut, cut_but_solved)):
+        r["_line"] = i
+    rows = report.cells([done, cut, cut_but_solved])
+    assert [(r["budget"], r["solved"], r["n"]) for r in rows] == [("600 s", 1, 2), ("600 s, cut short", 0, 1)]
+    assert report.longest(rows)[1]["addition"]["hf"] == (30, 1, 2)
 
 
 def test_longest_T_needs_two_seeds_and_two_thirds_of_them():
