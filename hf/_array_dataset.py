@@ -1,7 +1,7 @@
 """Array-backed datasets: contiguous mini-batches of a list of arrays, in shuffled order."""
 import numpy as np
 
-from ._array_like import check_array, first_bad, is_array_like, take_slice
+from ._array_like import check_array, check_finite, is_array_like, take_slice
 from ._dataset_base import FiniteDataset, permutation
 
 
@@ -78,12 +78,7 @@ class ArrayDataset(FiniteDataset):
 
     def _read(self, start, stop, where):
         batch = [take_slice(x, a, start, stop) for x, a in zip(self._arrays, self._axes)]
-        for i, (b, a) in enumerate(zip(batch, self._axes)):
-            bad = first_bad(b, a)
-            if bad is not None:
-                raise ValueError(f"{self._owner}: {where} of input {i} contains NaN or Inf "
-                                 f"(first at example {start + bad})")
-        return batch
+        return check_finite(batch, self._axes, self._owner, where, lambda bad: start + bad)
 
     def take(self, n=None):
         """The first ``n`` examples of the data, in their natural order.

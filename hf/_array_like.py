@@ -88,6 +88,16 @@ def is_float(dtype):
     return np.dtype(dtype).kind in "fc"
 
 
+def check_finite(batch, axes, owner, where, example):
+    """Raise ValueError naming ``owner``, ``where`` and the input when an array of ``batch`` holds a NaN
+    or Inf; ``example(i)`` gives the data set's example number of position ``i`` along the axis."""
+    for i, (b, a) in enumerate(zip(batch, axes)):
+        bad = first_bad(b, a)
+        if bad is not None:
+            raise ValueError(f"{owner}: {where} of input {i} contains NaN or Inf (first at example {example(bad)})")
+    return batch
+
+
 def first_bad(a, axis):
     """Index along ``axis`` of the first example of ``a`` with a NaN or Inf, or None.
 

@@ -72,7 +72,7 @@ import traceback
 
 import numpy as np
 
-from ._array_like import first_bad, materialize
+from ._array_like import check_finite, materialize
 from ._dataset_base import Dataset
 from .reduce import Batch, ExampleMean, call
 
@@ -515,12 +515,7 @@ class ShardedDataset(Dataset):
         self._check(stop - start, where)
         rows = slice(start + self.rank, stop, self.size)
         batch = [materialize(x[(slice(None),) * a + (rows,)]) for x, a in zip(ds._arrays, ds._axes)]
-        for i, (b, a) in enumerate(zip(batch, ds._axes)):
-            bad = first_bad(b, a)
-            if bad is not None:
-                raise ValueError(f"{ds._owner}: {where} of input {i} contains NaN or Inf "
-                                 f"(first at example {start + self.rank + bad * self.size})")
-        return batch
+        return check_finite(batch, ds._axes, ds._owner, where, lambda bad: start + self.rank + bad * self.size)
 
     def _sequence_part(self, position):
         ds = self.dataset
