@@ -108,3 +108,19 @@ def jacobian_fd(fun, theta, eps=1e-6):
         e[i] = eps
         cols.append((fun(theta + e) - fun(theta - e)).ravel() / (2 * eps))
     return np.stack(cols, axis=1)
+
+
+def slow_saves():
+    """Make every checkpoint save print ``SAVING`` and take 0.5 s more, so that a test can kill a
+    training process in the middle of a save (``hf.checkpoint`` looks ``os.replace`` up at call time)."""
+    import os
+    import time
+
+    real_replace = os.replace
+
+    def slow_replace(src, dst):
+        print("SAVING", flush=True)
+        time.sleep(0.5)
+        real_replace(src, dst)
+
+    os.replace = slow_replace
