@@ -269,12 +269,12 @@ def machine():
     }
 
 
-def build_record(args, result, wall_seconds, started, load_start, git=None):
+def build_record(args, result, wall_seconds, started, load_start, git):
     """One JSON-ready dict for a finished cell (see docs/pathological.md); ``git``: the checkout's
-    ``(commit, modified)`` when the cell started (default: now)."""
+    ``(commit, modified)`` when the cell started."""
     run = result["hf"] if result["hf"] is not None else (result["adam_best"] or result["nag_best"])
     example_args = result["args"]
-    commit, modified = git_state() if git is None else git
+    commit, modified = git
     task, bits = SUITE[args.task]
     settings = settings_of(args.optimizer, example_args)
     reference = default_settings(args)
