@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -278,15 +279,25 @@ def wait_for(proc, marker, timeout=240):
 
 
 def finish(proc, timeout=60):
-    """Wait for ``proc`` (killing it after ``timeout``); returns (returncode, rest of output, seconds)."""
+    """Wait for ``proc`` (killing it after ``timeout``); returns (returncode, rest of output, seconds).
+
+    The rest is read through ``proc.stdout`` itself, in a thread: ``wait_for``
+    iterated that text stream, which may already hold lines after the marker
+    in its buffer, and ``communicate(timeout=...)`` would read the pipe's file
+    descriptor beneath it and lose them.
+    """
     t0 = time.monotonic()
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    rest = []
+    reader = threading.Thread(target=lambda: rest.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
         proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail(f"the MPI job did not end within {timeout} s (a hang):\n{out[-3000:]}")
-    return proc.returncode, out, time.monotonic() - t0
+        reader.join(30)
+        proc.wait()
+        pytest.fail(f"the MPI job did not end within {timeout} s (a hang):\n{''.join(rest)[-3000:]}")
+    proc.wait()
+    return proc.returncode, "".join(rest), time.monotonic() - t0
 
 
 def result(path):
