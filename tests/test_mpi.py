@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import types
 
@@ -33,6 +32,8 @@ import scipy.sparse as sp
 
 import hf
 from hf import mpi
+
+from .subprocesses import finish
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "mpi_train.py"
@@ -276,28 +277,6 @@ def wait_for(proc, marker, timeout=240):
         if time.monotonic() > t_end:
             break
     return None, "".join(seen)
-
-
-def finish(proc, timeout=60):
-    """Wait for ``proc`` (killing it after ``timeout``); returns (returncode, rest of output, seconds).
-
-    The rest is read through ``proc.stdout`` itself, in a thread: ``wait_for``
-    iterated that text stream, which may already hold lines after the marker
-    in its buffer, and ``communicate(timeout=...)`` would read the pipe's file
-    descriptor beneath it and lose them.
-    """
-    t0 = time.monotonic()
-    rest = []
-    reader = threading.Thread(target=lambda: rest.append(proc.stdout.read()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if reader.is_alive():
-        proc.kill()
-        reader.join(30)
-        proc.wait()
-        pytest.fail(f"the MPI job did not end within {timeout} s (a hang):\n{''.join(rest)[-3000:]}")
-    proc.wait()
-    return proc.returncode, "".join(rest), time.monotonic() - t0
 
 
 def result(path):

@@ -16,6 +16,8 @@ import pytest
 import hf
 from hf._compile import function
 
+from .subprocesses import finish
+
 SCRIPT = pathlib.Path(__file__).with_name("train_script.py")
 
 
@@ -79,8 +81,8 @@ def test_ctrl_c_ends_cleanly_with_best_params_and_checkpoint(tmp_path):
     proc = run_script([ck, tmp_path / "out.npz", 100000])
     assert wait_for(proc, "update 3")
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
+    rc, out, _ = finish(proc, 120)
+    assert rc == 0, out
     assert "DONE" in out
     state = hf.checkpoint.load(ck)
     got, updates = params_of(tmp_path / "out.npz")
