@@ -94,7 +94,8 @@ TRAIN_SIZE = {"random_permutation": 5000}
 #: Example settings recorded per optimizer (besides the cell's own fields).
 COMMON_KNOBS = ("hidden", "init", "input_scale", "train_size", "valid_size", "target", "dtype", "eval_every")
 OPTIMIZER_KNOBS = {
-    "hf": ("mu", "damping", "min_damping", "max_cg", "cg_decay", "hf_batch", "cg_batch", "cg_source", "hf_updates"),
+    "hf": ("mu", "damping", "min_damping", "max_cg", "cg_decay", "hf_batch", "cg_batch", "cg_source", "rho_batch",
+           "hf_updates"),
     "adam": ("adam_batch",),
     "nag": ("nag_momentum", "nag_batch"),
 }

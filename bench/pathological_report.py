@@ -66,6 +66,9 @@ TASK_LABELS = {
 OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "nag")
 #: Settings that do not change what is measured: they neither split cells nor label them.
 NOT_COMPARED = ("eval_every", "hf_updates")
+#: Settings recorded only since a later commit, with the value every earlier cell ran with: a record
+#: at that value is the same cell as an earlier record without the setting.
+ADDED_LATER = {"rho_batch": "gradient"}
 HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures",
           "s per update")
 #: Optimizer families of the longest-T table, with their column titles.
@@ -149,7 +152,8 @@ def _value(v):
 
 
 def _compared(settings):
-    return tuple(sorted((k, json.dumps(v)) for k, v in settings.items() if k not in NOT_COMPARED))
+    return tuple(sorted((k, json.dumps(v)) for k, v in settings.items()
+                        if k not in NOT_COMPARED and not (k in ADDED_LATER and v == ADDED_LATER[k])))
 
 
 # --------------------------------------------------------------------------- the table

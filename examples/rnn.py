@@ -422,6 +422,7 @@ def train_hf(model, train, valid, args):
         model.cost, model.s, model.params, inputs,
         damping=args.damping, min_damping=args.min_damping, max_cg_iters=args.max_cg, cg_decay=args.cg_decay,
         structural_damping=structural, cg_fraction=min(1.0, args.cg_batch / args.hf_batch),
+        rho_batch=args.rho_batch,
     )
     label = f"HF (mu={args.mu:g})"
     run = Run(label)
@@ -589,6 +590,8 @@ def parse_args(argv=None):
     p.add_argument("--cg-source", choices=("head", "cycle"), default="head",
                    help="CG batch: leading slice of the gradient batch, or cycling through the training set "
                         "(default head)")
+    p.add_argument("--rho-batch", choices=("gradient", "cg"), default="gradient",
+                   help="batch on which HF's reduction ratio rho is measured (default gradient)")
     p.add_argument("--adam-lrs", type=float, nargs="+", default=[1e-3, 3e-3], help="Adam learning rates (default 1e-3 3e-3)")
     p.add_argument("--adam-batch", type=int, default=50, help="Adam mini-batch, sequences (default 50)")
     p.add_argument("--nag-lrs", type=float, nargs="*", default=[], help="NAG learning rates (default: no NAG run)")

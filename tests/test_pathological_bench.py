@@ -179,12 +179,19 @@ HAND_WRITTEN = [
     _record("addition", 50, "hf", 1, False, 0.25, hidden=32),
     _record("addition", 50, "hf", 2, False, 0.35, hidden=32, eval_every=6.0),
     _record("addition", 50, "hf", 1, True, 0.999, time=300.0, updates=200, hidden=64),
+    # A setting recorded only by later commits (rho_batch) at the value earlier cells ran with joins
+    # their cell (seed 3 of addition T=30); at another value it is a cell of its own.
+    {**_record("addition", 30, "hf", 4, True, 0.993, time=50.0, updates=80, spent=(50.0, 80)),
+     "settings": {"hidden": 32, "mu": 0.03, "cg_decay": 0.95, "eval_every": 2.0, "rho_batch": "gradient"}},
+    {**_record("addition", 30, "hf", 1, False, 0.70, variant={"rho_batch": "cg"}),
+     "settings": {"hidden": 32, "mu": 0.03, "cg_decay": 0.95, "eval_every": 2.0, "rho_batch": "cg"}},
 ]
 
 EXPECTED = """\
 | task | T | optimizer | budget | solved | median time to solve | best success of the failures | s per update |
 |---|---|---|---|---|---|---|---|
-| addition | 30 | HF μ=0.03 | 600 s | 2/3 | 50 s (80 updates) | 80.0% | 0.67 |
+| addition | 30 | HF μ=0.03 | 600 s | 3/4 | 50 s (80 updates) | 80.0% | 0.65 |
+| addition | 30 | HF μ=0.03 (rho_batch=cg) | 600 s | 0/1 | – | 70.0% | – |
 | addition | 30 | Adam lr=0.001 | 600 s | 0/2 | – | 30.0% | – |
 | addition | 50 | HF μ=0.03 (hidden=32) | 600 s | 0/2 | – | 35.0% | – |
 | addition | 50 | HF μ=0.03 (hidden=64) | 600 s | 1/1 | 300 s (200 updates) | – | – |
@@ -206,12 +213,12 @@ def test_report_builds_the_table_of_known_cells(tmp_path, capsys):
 
     out, err = capsys.readouterr()
     assert out.startswith(EXPECTED)
-    assert "11 records, 6 cells; 1 superseded" in out
-    assert f"{path}:13: not JSON" in err
+    assert "13 records, 7 cells; 1 superseded" in out
+    assert f"{path}:15: not JSON" in err
     assert [(r["solved"], r["n"], r["seeds"]) for r in rows] == [
-        (2, 3, [1, 2, 3]), (0, 2, [1, 2]), (0, 2, [1, 2]), (1, 1, [1]), (1, 1, [1]), (0, 1, [1])]
+        (3, 4, [1, 2, 3, 4]), (0, 1, [1]), (0, 2, [1, 2]), (0, 2, [1, 2]), (1, 1, [1]), (1, 1, [1]), (0, 1, [1])]
     assert rows[0]["median_time"] == 50.0 and rows[0]["median_updates"] == 80
-    assert rows[4]["superseded"] == 1 and rows[4]["best_failure"] is None
+    assert rows[5]["superseded"] == 1 and rows[4]["best_failure"] is None
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
