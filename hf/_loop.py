@@ -121,6 +121,41 @@ def defer_interrupts():
             raise KeyboardInterrupt
 
 
+class _StopRequest:
+    """:meth:`Trainer.train`'s SIGINT handler: the first Ctrl-C asks the loop to stop
+    before the next update; another one raises KeyboardInterrupt at once.
+
+    Raising from the first Ctrl-C would lose it whenever it lands in a finalizer
+    (a ``__del__`` or a weakref callback that the garbage collector runs between
+    two updates): Python reports an exception raised there and carries on.
+    """
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, signum, frame):
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """A :class:`_StopRequest` as the SIGINT handler for the block (None, and no
+    change, off the main thread or where SIGINT has a handler other than Python's
+    default, e.g. :mod:`hf.mpi`'s)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield None
+        return
+    request = _StopRequest()
+    signal.signal(signal.SIGINT, request)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def storage_key(name: str) -> str:
     """An HDF5-safe key for a parameter or metric name (``/`` and ``%`` escaped)."""
     key = name.replace("%", "%25").replace("/", "%2F")
@@ -303,6 +338,11 @@ class Trainer:
     def train(self, train=None, valid=None, *, restore_best=True, **kwargs):
         """Run :meth:`iterate` to its end (update cap, patience or Ctrl-C).
 
+        The first Ctrl-C stops the run before its next update (one during an
+        update or a checkpoint write waits for it to finish); a second one, e.g.
+        while a callback hangs, raises KeyboardInterrupt at once, between updates.
+        Either way the run ends as below.
+
         Parameters
         ----------
         train, valid
@@ -343,15 +383,16 @@ class Trainer:
         settings, options = self._settings(kwargs)
         run = self._start(train, valid, **options)
         self._open(settings, run)
-        gen = self._loop(run, settings, restore_best=restore_best)
-        try:
-            for _ in gen:
-                pass
-        except KeyboardInterrupt:  # arrived between two updates, outside the generator
+        with _stop_requests() as stop:
+            gen = self._loop(run, settings, restore_best=restore_best, stop=stop)
             try:
-                gen.throw(KeyboardInterrupt)
-            except StopIteration:
-                pass
+                for _ in gen:
+                    pass
+            except KeyboardInterrupt:  # arrived between two updates, outside the generator
+                try:
+                    gen.throw(KeyboardInterrupt)
+                except StopIteration:
+                    pass
         train_metrics = collections.OrderedDict(self.history[-1]) if self.history else collections.OrderedDict()
         return train_metrics, collections.OrderedDict(self._last_valid)
 
@@ -416,8 +457,10 @@ class Trainer:
     def _begin_call(self):
         """Hook: a new call starts (not a resumed one)."""
 
-    def _loop(self, run, s, restore_best):
-        """The generator behind :meth:`iterate` and :meth:`train`; its end is the one end path."""
+    def _loop(self, run, s, restore_best, stop=None):
+        """The generator behind :meth:`iterate` and :meth:`train`; its end is the one end path.
+
+        ``stop``: :meth:`train`'s :class:`_StopRequest`, checked before each update."""
         bar = None
         if s.progress in (None, "bar") and self.is_writer:
             bar = _progress_bar(s.progress, s.max_updates, self.call_updates, type(self).__name__)
@@ -427,6 +470,8 @@ class Trainer:
                 self._validate(self.evaluate(run.valid), s.min_improvement)
                 self._log_validation()
             while True:
+                if stop is not None and stop.count:
+                    raise KeyboardInterrupt
                 if s.max_updates is not None and self.call_updates >= s.max_updates:
                     break
                 if self.bad_validations > s.patience:  # also true for a resumed run that had stopped

@@ -93,6 +93,57 @@ def test_ctrl_c_ends_cleanly_with_best_params_and_checkpoint(tmp_path):
         np.testing.assert_array_equal(g, best[name])
 
 
+class _InterruptsWhenCollected:
+    """Sends this process a SIGINT from its finalizer: a Ctrl-C that the garbage
+    collector's timing lands inside a ``__del__``, where Python ignores an exception."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_inside_a_finalizer_between_updates_still_stops_train():
+    cost, s, params, inputs, data = small_model()
+    opt = hf.HFOptimizer(cost, s, params, inputs)
+    seen = []
+
+    def callback(tm, vm):
+        seen.append(tm["update"])
+        if tm["update"] == 3:
+            _InterruptsWhenCollected()  # collected at once: the SIGINT arrives inside __del__
+
+    tm, _ = opt.train(data, max_updates=50, patience=100, callback=callback)
+    assert seen == [1, 2, 3] and opt.updates == 3 and tm["update"] == 3
+    for p, best in zip(params, opt.best_params):
+        np.testing.assert_array_equal(p.get_value(), best)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_interrupts_a_callback_at_once():
+    cost, s, params, inputs, data = small_model()
+    opt = hf.HFOptimizer(cost, s, params, inputs)
+    finished = []
+
+    def callback(tm, vm):
+        if tm["update"] == 2:
+            signal.raise_signal(signal.SIGINT)  # the first asks to stop before update 3 ...
+            signal.raise_signal(signal.SIGINT)  # ... the second ends the callback here
+            finished.append(tm["update"])
+
+    tm, _ = opt.train(data, max_updates=50, patience=100, callback=callback)
+    assert finished == [] and opt.updates == 2 and tm["update"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_iterate_leaves_ctrl_c_to_the_code_between_updates():
+    cost, s, params, inputs, data = small_model()
+    opt = hf.HFOptimizer(cost, s, params, inputs)
+    for tm, _ in opt.iterate(data, max_updates=2):
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert opt.updates == 2
+
+
 def small_model(dtype="float64"):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3)).astype(dtype)
