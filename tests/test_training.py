@@ -21,11 +21,25 @@ from .subprocesses import finish
 SCRIPT = pathlib.Path(__file__).with_name("train_script.py")
 
 
+def _default_sigint():
+    # A shell starts a background job (`make test &`) with SIGINT ignored, children inherit that,
+    # and Python then installs no KeyboardInterrupt handler: give the script an interactive setup.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_script(args, **kw):
     return subprocess.Popen(
         [sys.executable, str(SCRIPT), *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint, **kw,
     )
+
+
+@pytest.fixture
+def interactive_sigint():
+    """Python's own SIGINT handler for the test, whatever the test run inherited (see _default_sigint)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def params_of(npz):
@@ -101,7 +115,7 @@ class _InterruptsWhenCollected:
         signal.raise_signal(signal.SIGINT)
 
 
-def test_ctrl_c_inside_a_finalizer_between_updates_still_stops_train():
+def test_ctrl_c_inside_a_finalizer_between_updates_still_stops_train(interactive_sigint):
     cost, s, params, inputs, data = small_model()
     opt = hf.HFOptimizer(cost, s, params, inputs)
     seen = []
@@ -118,7 +132,7 @@ def test_ctrl_c_inside_a_finalizer_between_updates_still_stops_train():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_second_ctrl_c_interrupts_a_callback_at_once():
+def test_a_second_ctrl_c_interrupts_a_callback_at_once(interactive_sigint):
     cost, s, params, inputs, data = small_model()
     opt = hf.HFOptimizer(cost, s, params, inputs)
     finished = []
@@ -134,7 +148,7 @@ def test_a_second_ctrl_c_interrupts_a_callback_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_iterate_leaves_ctrl_c_to_the_code_between_updates():
+def test_iterate_leaves_ctrl_c_to_the_code_between_updates(interactive_sigint):
     cost, s, params, inputs, data = small_model()
     opt = hf.HFOptimizer(cost, s, params, inputs)
     for tm, _ in opt.iterate(data, max_updates=2):
