@@ -311,11 +311,13 @@ def abort_on_error(comm) -> None:
 
     def hook(kind, value, tb):
         try:
+            # One write: the line and its traceback reach mpiexec's forwarding together, or
+            # not at all, before Abort kills the job (two writes lost the second at times).
             sys.stderr.write(
                 f"hf.mpi: rank {rank} of {size}: uncaught {kind.__name__}; aborting the MPI job "
                 "(comm.Abort) so that the other ranks do not wait for ever\n"
+                + "".join(traceback.format_exception(kind, value, tb))
             )
-            sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
             sys.stderr.flush()
             sys.stdout.flush()
         finally:
