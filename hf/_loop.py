@@ -95,25 +95,27 @@ def monitor_pairs(monitors) -> list:
 
 
 @contextlib.contextmanager
+def _sigint_handled_by(handler):
+    """``handler`` as the SIGINT handler for the block (main thread only); yields
+    the previous handler, which is put back however the block ends."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield previous
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+@contextlib.contextmanager
 def defer_interrupts():
     """Hold back SIGINT (Ctrl-C) until the block ends, so state is never half-written."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        received.append((signum, frame))
-
-    signal.signal(signal.SIGINT, handler)
-    try:
+    with _sigint_handled_by(lambda signum, frame: received.append((signum, frame))) as previous:
         yield
-    except BaseException:
-        # A real error wins over a Ctrl-C that arrived meanwhile.
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-        raise
-    signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    # Not reached when the block raised: a real error wins over a Ctrl-C that arrived meanwhile.
     if received:
         if callable(previous):
             previous(*received[0])
@@ -149,11 +151,8 @@ def _stop_requests():
         yield None
         return
     request = _StopRequest()
-    signal.signal(signal.SIGINT, request)
-    try:
+    with _sigint_handled_by(request):
         yield request
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def storage_key(name: str) -> str:

@@ -5,6 +5,24 @@ import time
 import pytest
 
 
+def wait_for(proc, marker, timeout=240, *, line_start=False):
+    """Read ``proc``'s output lines until one holds ``marker`` (begins with it when
+    ``line_start``); returns (the ``time.monotonic()`` it was seen, the output read so far).
+
+    The time is None when the process ended, or ``timeout`` seconds passed, before
+    the marker; the timeout is checked after each line, so a silent hang is left to
+    :func:`finish`'s own timeout.
+    """
+    seen, t_end = [], time.monotonic() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(marker) if line_start else marker in line:
+            return time.monotonic(), "".join(seen)
+        if time.monotonic() > t_end:
+            break
+    return None, "".join(seen)
+
+
 def finish(proc, timeout=60):
     """Wait for ``proc`` (killing it after ``timeout``); returns (returncode, rest of output, seconds).
 

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import hf
 from hf import mpi
 
-from .subprocesses import finish
+from .subprocesses import finish, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "mpi_train.py"
@@ -265,18 +265,6 @@ def run(args, n=None, mpiexec=None, timeout=240, runner=()):
 def start(args, n, mpiexec, runner=()):
     cmd = [mpiexec, "-n", str(n), sys.executable, *runner, str(SCRIPT), *map(str, args)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
-
-
-def wait_for(proc, marker, timeout=240):
-    """Read lines until ``marker``; returns (time it was seen, output so far)."""
-    seen, t_end = [], time.monotonic() + timeout
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line:
-            return time.monotonic(), "".join(seen)
-        if time.monotonic() > t_end:
-            break
-    return None, "".join(seen)
 
 
 def result(path):

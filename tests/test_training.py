@@ -5,7 +5,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 import hf
 from hf._compile import function
 
-from .subprocesses import finish
+from .subprocesses import finish, wait_for
 
 SCRIPT = pathlib.Path(__file__).with_name("train_script.py")
 
@@ -47,18 +46,6 @@ def params_of(npz):
         return [f[f"arr_{i}"] for i in range(3)], int(f["updates"])
 
 
-def wait_for(proc, marker, timeout=120):
-    """Read proc's output until a line starts with marker; return False if it exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            return False
-        if line.startswith(marker):
-            return True
-    raise TimeoutError(marker)
-
-
 def test_sigkill_at_any_moment_resumes_bit_identically(tmp_path):
     n = 8
     ref = run_script([tmp_path / "ref.h5", tmp_path / "ref.npz", n])
@@ -73,7 +60,7 @@ def test_sigkill_at_any_moment_resumes_bit_identically(tmp_path):
     for marker, extra in [("update 2", []), ("SAVING", ["--slow-save"]), ("update 5", []),
                           ("SAVING", ["--slow-save"])]:
         proc = run_script([ck, tmp_path / "run.npz", n, *extra])
-        if wait_for(proc, marker):
+        if wait_for(proc, marker, 120, line_start=True)[0] is not None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait(timeout=60)
@@ -93,7 +80,8 @@ def test_sigkill_at_any_moment_resumes_bit_identically(tmp_path):
 def test_ctrl_c_ends_cleanly_with_best_params_and_checkpoint(tmp_path):
     ck = tmp_path / "run.h5"
     proc = run_script([ck, tmp_path / "out.npz", 100000])
-    assert wait_for(proc, "update 3")
+    seen, out = wait_for(proc, "update 3", 120, line_start=True)
+    assert seen is not None, out
     proc.send_signal(signal.SIGINT)
     rc, out, _ = finish(proc, 120)
     assert rc == 0, out
