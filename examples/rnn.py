@@ -317,7 +317,7 @@ class Run:
         self.stop = None  # why the run ended: solved, budget, max_updates, diverged
         self.compile_seconds = 0.0
         self.weights = None  # the weights of the last held-out evaluation
-        self.trace = []  # HF: per-update metrics (update, loss, damping, rho, cg_iters, cg_status, accepted, step_rate)
+        self.trace = []  # HF: per-update metrics (update, loss, damping, rho, cg_iters, cg_status, cg_start, accepted, step_rate)
 
     def record(self, seconds, loss, success, target):
         self.seconds.append(seconds)
@@ -422,7 +422,7 @@ def train_hf(model, train, valid, args):
         model.cost, model.s, model.params, inputs,
         damping=args.damping, min_damping=args.min_damping, max_cg_iters=args.max_cg, cg_decay=args.cg_decay,
         structural_damping=structural, cg_fraction=min(1.0, args.cg_batch / args.hf_batch),
-        rho_batch=args.rho_batch,
+        rho_batch=args.rho_batch, shrink_warm_start=args.shrink_warm_start,
     )
     label = f"HF (mu={args.mu:g})"
     run = Run(label)
@@ -439,7 +439,7 @@ def train_hf(model, train, valid, args):
         metrics, _valid = next(iterator)
         took = time.perf_counter() - t
         run.steps += 1
-        run.trace.append({k: metrics[k] for k in ("update", "loss", "damping", "rho", "cg_iters", "cg_status",
+        run.trace.append({k: metrics[k] for k in ("update", "loss", "damping", "rho", "cg_iters", "cg_status", "cg_start",
                                                   "accepted", "step_rate")})
         return metrics, took
 
@@ -585,6 +585,9 @@ def parse_args(argv=None):
     p.add_argument("--max-cg", type=int, default=100, help="CG iterations per HF update (default 100)")
     p.add_argument("--cg-decay", type=float, default=0.95,
                    help="CG warm start: the previous CG solution times this (default 0.95; 0 starts CG from zero)")
+    p.add_argument("--shrink-warm-start", action="store_true",
+                   help="shrink the CG warm start to the minimizer of the new damped model along it "
+                        "(HFOptimizer's shrink_warm_start)")
     p.add_argument("--hf-batch", type=int, default=2000, help="HF gradient batch, sequences (default 2000)")
     p.add_argument("--cg-batch", type=int, default=100, help="HF curvature batch, sequences (default 100)")
     p.add_argument("--cg-source", choices=("head", "cycle"), default="head",

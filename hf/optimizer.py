@@ -72,6 +72,13 @@ class HFOptimizer(Trainer):
     cg_decay : float
         CG warm start: the next CG starts from ``cg_decay`` times this update's
         final CG iterate (default 0.95).
+    shrink_warm_start : bool
+        Shrink that warm start, before CG, to the minimizer of this update's damped
+        quadratic model along it, clipped to ``[0, cg_decay]`` times the previous
+        iterate (default False). It costs no extra product. A start carried over
+        from the previous update can lie far uphill in the new model, e.g. on an
+        RNN whose curvature changed sharply along the last step; CG then spends
+        its iterations undoing it, and every iterate it keeps raises the loss.
     cg_fraction : float
         When no separate CG data are given, the CG (curvature) batch is the first
         ``ceil(cg_fraction · n)`` examples of each gradient batch (default 0.25).
@@ -153,6 +160,9 @@ class HFOptimizer(Trainer):
     ``cg_iters`` (int), ``cg_status`` (str)
         CG's iterations and why it stopped: ``'converged'``,
         ``'max_iterations'``, ``'negative_curvature'`` or ``'non_finite'``.
+    ``cg_start`` (float)
+        CG started from this multiple of the previous update's final iterate:
+        ``cg_decay``, less when ``shrink_warm_start`` shrank it, 0 for a cold start.
     ``backtrack`` (int)
         The CG iteration whose iterate was kept after backtracking.
     ``step_rate``, ``step_norm`` (float)
@@ -186,6 +196,7 @@ class HFOptimizer(Trainer):
         max_cg_iters=250,
         cg_tol=5e-4,
         cg_decay=0.95,
+        shrink_warm_start=False,
         cg_fraction=0.25,
         preconditioner=False,
         preconditioner_examples=100,
@@ -216,6 +227,7 @@ class HFOptimizer(Trainer):
             max_cg_iters=max_cg_iters,
             cg_tol=cg_tol,
             cg_decay=cg_decay,
+            shrink_warm_start=shrink_warm_start,
             line_search=line_search,
             structural_weight=structural_damping.weight if structural_damping is not None else 0.0,
             rho_batch=rho_batch,

@@ -58,6 +58,7 @@ class UpdateConfig:
     max_cg_iters: int = 250
     cg_tol: float = 5e-4
     cg_decay: float = 0.95
+    shrink_warm_start: bool = False
     line_search: bool = True
     structural_weight: float = 0.0
     rho_batch: str = "gradient"
@@ -75,6 +76,7 @@ class UpdateConfig:
         set_(self, "max_cg_iters", _checks.positive_int("max_cg_iters", self.max_cg_iters, owner))
         set_(self, "cg_tol", real("cg_tol", self.cg_tol, owner, low=0))
         set_(self, "cg_decay", real("cg_decay", self.cg_decay, owner, low=0, high=1))
+        set_(self, "shrink_warm_start", _checks.boolean("shrink_warm_start", self.shrink_warm_start, owner))
         set_(self, "line_search", _checks.boolean("line_search", self.line_search, owner))
         set_(self, "structural_weight", real("structural_weight", self.structural_weight, owner, low=0))
         if self.rho_batch not in ("gradient", "cg"):
@@ -97,7 +99,7 @@ class UpdateResult(NamedTuple):
         The damping state for the next update.
     metrics : dict
         ``loss``, ``new_loss``, ``accepted``, ``rho``, ``damping``, ``new_damping``,
-        ``cg_iters``, ``cg_status``, ``backtrack``, ``step_rate``, ``step_norm``
+        ``cg_iters``, ``cg_status``, ``cg_start``, ``backtrack``, ``step_rate``, ``step_norm``
         (see :class:`hf.HFOptimizer`, "Metrics").
     cg : hf.cg.CGResult
         CG's own result, for diagnostics.
@@ -162,7 +164,9 @@ def hf_update(
     1. ``f0, g = loss_grad()``;
     2. CG on :math:`(G + \\lambda I + \\lambda\\mu S)\\,p = -g` from
        :math:`x_0 = ` ``cg_decay`` × ``state.cg_x``, keeping iterates on a
-       geometric grid;
+       geometric grid; with ``shrink_warm_start`` that start is first shrunk to
+       the minimizer of this update's damped model along it (within ``[0, x_0]``,
+       :func:`hf.cg.cg`'s ``shrink_x0``);
     3. backtracking: from the last kept iterate, step back while the previous one
        has a lower ``cg_loss_at``; call the choice :math:`p`;
     4. :math:`\\rho = (f(\\theta + p) - f_0) / q(p)` with the undamped model
@@ -198,7 +202,8 @@ def hf_update(
     x0 = None
     if state.cg_x is not None and config.cg_decay > 0:
         x0 = config.cg_decay * state.cg_x
-    res = _cg.cg(damped, -g, x0, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol)
+    res = _cg.cg(damped, -g, x0, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol,
+                 shrink_x0=config.shrink_warm_start)
     cg_x = res.x.copy() if np.all(np.isfinite(res.x)) else state.cg_x
 
     # Backtrack over the kept iterates (CG always keeps its last one).
@@ -241,6 +246,7 @@ def hf_update(
         "new_damping": rule.damping,
         "cg_iters": res.iterations,
         "cg_status": res.status.name.lower(),
+        "cg_start": 0.0 if x0 is None else config.cg_decay * res.x0_scale,
         "backtrack": iters[bt.index],
         "step_rate": ls.rate,
         "step_norm": float(np.linalg.norm(step)),

@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import scipy.optimize
 import scipy.sparse.linalg as spla
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -282,6 +283,71 @@ def test_warm_start_at_solution_converges_at_iteration_zero():
     assert np.array_equal(res.x, x_star)
     assert not np.shares_memory(res.x, x_star)
     assert not np.shares_memory(res.kept[0][1], x_star)
+
+
+# ---------------------------------------------------------------------------
+# shrink_x0: the start moved to the model's minimizer along x0
+# ---------------------------------------------------------------------------
+
+
+def counting(a):
+    calls = []
+
+    def matvec(v):
+        calls.append(1)
+        return a @ v
+
+    return matvec, calls
+
+
+@pytest.mark.parametrize("factor", [-3.0, 0.2, 0.7, 2.5, 40.0])
+def test_shrink_x0_starts_at_the_minimizer_of_phi_along_x0_within_zero_and_x0(factor):
+    a, b, rng = spd_system(11, 12)
+    x_star = np.linalg.solve(a, b)
+    x0 = factor * x_star + 0.3 * np.linalg.norm(x_star) * rng.standard_normal(12)
+    # Reference: scipy's bounded scalar minimizer of the dense phi on s in [0, 1].
+    ref = scipy.optimize.minimize_scalar(lambda s: dense_phi(a, b, s * x0), bounds=(0.0, 1.0), method="bounded",
+                                         options={"xatol": 1e-12})
+    res = cg(lambda v: a @ v, b, x0, shrink_x0=True, tol=0.0, rtol=1e-12, max_iters=300)
+    assert res.x0_scale == pytest.approx(ref.x, abs=1e-6)
+    assert res.phi[0] == pytest.approx(dense_phi(a, b, res.x0_scale * x0), rel=1e-10, abs=1e-12)
+    assert res.phi[0] <= min(0.0, dense_phi(a, b, x0)) + 1e-12
+    assert res.status == CGStatus.CONVERGED and rel_err(res.x, x_star) < 1e-6
+
+
+def test_shrink_x0_gives_zero_for_an_uphill_start_and_then_runs_like_a_cold_start():
+    a, b, _ = spd_system(12, 10)
+    x0 = -np.linalg.solve(a, b)  # b^T x0 < 0: every positive multiple is uphill
+    warm = cg(lambda v: a @ v, b, x0, shrink_x0=True, tol=0.0, max_iters=4)
+    cold = cg(lambda v: a @ v, b, tol=0.0, max_iters=4)
+    assert warm.x0_scale == 0.0 and warm.phi[0] == 0.0
+    np.testing.assert_allclose(warm.phi, cold.phi, rtol=1e-12, atol=1e-15)
+    for (i, x), (j, y) in zip(warm.kept, cold.kept):
+        assert i == j
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
+
+
+def test_shrink_x0_keeps_a_start_whose_minimizer_lies_beyond_it_and_costs_no_product():
+    a, b, _ = spd_system(13, 8)
+    x0 = 0.5 * np.linalg.solve(a, b)  # phi along x0 is lowest at s = 2: clipped to 1
+    mv, calls = counting(a)
+    res = cg(mv, b, x0, shrink_x0=True, tol=0.0, max_iters=3)
+    mv_plain, calls_plain = counting(a)
+    plain = cg(mv_plain, b, x0, tol=0.0, max_iters=3)
+    assert res.x0_scale == 1.0 and plain.x0_scale == 1.0
+    np.testing.assert_array_equal(res.x, plain.x)
+    assert len(calls) == len(calls_plain) == 4  # the start's product and one per iteration
+    # A shrunk start costs the same products.
+    far = 10.0 * x0 + np.linalg.norm(x0) * np.random.default_rng(0).standard_normal(8)
+    mv, calls = counting(a)
+    shrunk = cg(mv, b, far, shrink_x0=True, tol=0.0, max_iters=3)
+    assert 0.0 < shrunk.x0_scale < 1.0 and shrunk.iterations == 3 and len(calls) == 4
+
+
+def test_shrink_x0_must_be_a_bool():
+    a, b, _ = spd_system(14, 4)
+    with pytest.raises(TypeError, match="shrink_x0"):
+        cg(lambda v: a @ v, b, b, shrink_x0="yes")
 
 
 def test_negative_definite_stops_without_dividing():

@@ -181,6 +181,25 @@ def test_warm_start_uses_decayed_previous_solution_and_converges_to_the_same_ste
     np.testing.assert_allclose(r0.step, p, rtol=1e-8, atol=1e-10)
 
 
+def test_shrink_warm_start_starts_cg_from_the_damped_models_best_multiple_of_the_previous_solution():
+    G, g = problem(10)
+    lam = 0.05
+    A = G + lam * np.eye(N)
+    p = np.linalg.solve(A, -g)
+    # The previous solution pointed uphill: the shrunk start is zero, and the update is the cold one.
+    r = run(G, g, quadratic(G, g), lam=lam, cg_x=-3.0 * p, shrink_warm_start=True, max_cg_iters=3)
+    cold = run(G, g, quadratic(G, g), lam=lam, cg_decay=0.0, max_cg_iters=3)
+    assert r.metrics["cg_start"] == 0.0 and cold.metrics["cg_start"] == 0.0
+    np.testing.assert_allclose(r.step, cold.step, rtol=1e-12)
+    plain = run(G, g, quadratic(G, g), lam=lam, cg_x=-3.0 * p, max_cg_iters=3)
+    assert plain.metrics["cg_start"] == 0.95
+    # Four times too long: the damped model is lowest at a quarter of it along that line.
+    r = run(G, g, quadratic(G, g), lam=lam, cg_x=4.0 * p / 0.95, shrink_warm_start=True)
+    assert r.metrics["cg_start"] == pytest.approx(0.95 / 4.0, rel=1e-9)
+    assert r.metrics["cg_iters"] == 0
+    np.testing.assert_allclose(r.step, p, rtol=1e-9)
+
+
 def krylov_iterate(A, b, k):
     """The k-th CG iterate from 0: the minimizer of ½xᵀAx − bᵀx over span{b, Ab, …, A^(k−1) b}."""
     K = np.column_stack([np.linalg.matrix_power(A, j) @ b for j in range(k)])
@@ -218,6 +237,7 @@ def test_non_finite_loss_or_gradient_raises_before_anything():
         ({"cg_decay": 1.5}, ValueError, "cg_decay"),
         ({"cg_decay": None}, TypeError, "cg_decay"),
         ({"line_search": "yes"}, TypeError, "line_search"),
+        ({"shrink_warm_start": 1}, TypeError, "shrink_warm_start"),
         ({"min_damping": 2.0, "max_damping": 1.0}, ValueError, "min_damping"),
         ({"cg_tol": math.nan}, ValueError, "cg_tol"),
     ],

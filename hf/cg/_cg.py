@@ -63,6 +63,9 @@ class CGResult:
         ``(i, x_i)`` pairs for the iterations on the geometric grid of
         :func:`geometric_grid` plus the final iteration, in ascending order
         without repeats.  The arrays are copies.
+    x0_scale : float
+        The factor the given ``x0`` was multiplied by before the first iteration:
+        1 unless ``shrink_x0`` changed it (0: the run started from zero).
     """
 
     x: np.ndarray
@@ -71,6 +74,7 @@ class CGResult:
     iterations: int
     phi: np.ndarray
     kept: tuple
+    x0_scale: float = 1.0
 
     @property
     def success(self):
@@ -215,6 +219,7 @@ def cg(
     grid_start=5,
     grid_ratio=1.3,
     callback=None,
+    shrink_x0=False,
 ):
     r"""Solve ``A x = b`` by truncated, preconditioned conjugate gradient.
 
@@ -252,6 +257,14 @@ def cg(
     callback : callable, optional
         ``callback(i, x_i)`` is called after each completed iteration ``i``
         with a copy of the iterate.
+    shrink_x0 : bool, optional
+        Start from ``s * x0`` instead of ``x0``, with ``s`` the minimizer of
+        ``phi`` along ``x0`` clipped to ``[0, 1]``:
+        ``s = clip(b^T x0 / x0^T A x0, 0, 1)``, so the start is never worse
+        than zero or than ``x0`` under the model.  It costs no product beyond
+        the one a non-zero start already takes (``A (s x0) = s A x0``).  The
+        factor is ``CGResult.x0_scale``.  Meant for warm starts carried over
+        from a previous system, which the new one may find far uphill.
 
     Returns
     -------
@@ -330,6 +343,7 @@ def cg(
     tol = _checks.real("tol", tol, low=0.0)
     rtol = _checks.real("rtol", rtol, low=0.0)
     window_fraction = _checks.real("window_fraction", window_fraction, low=0.0)
+    shrink_x0 = _checks.boolean("shrink_x0", shrink_x0)
     grid = geometric_grid(max_iters, start=grid_start, ratio=grid_ratio)
     grid_set = frozenset(grid)
     if x0 is None:
@@ -348,9 +362,16 @@ def cg(
     i = 0
     warm = bool(np.any(x))
     r = b.copy()
+    x0_scale = 1.0
     if warm:
         Ax = _call_vector("matvec", matvec, x)
         if np.isfinite(Ax).all():
+            if shrink_x0:
+                xAx, bx = float(x @ Ax), float(b @ x)
+                if math.isfinite(xAx) and xAx > 0.0 and math.isfinite(bx):
+                    x0_scale = min(1.0, max(0.0, bx / xAx))
+                    x *= x0_scale
+                    Ax *= x0_scale
             r = b - Ax
             phi[0] = float(-0.5 * (x @ (b + r)))
         else:
@@ -470,4 +491,5 @@ def cg(
         iterations=i,
         phi=np.asarray(phi, dtype=np.float64),
         kept=tuple(kept),
+        x0_scale=x0_scale,
     )
