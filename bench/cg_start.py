@@ -52,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--updates", type=int, default=150, help="HF updates to train (default 150)")
     p.add_argument("--every", type=int, default=1, help="analyse every k-th update (default 1)")
+    p.add_argument("--start", type=int, default=1, help="analyse from this update on (default 1)")
     p.add_argument("--out", default=None, help="JSON lines, one per analysed update")
     argv = sys.argv[1:] if argv is None else list(argv)
     extra = []
@@ -59,8 +60,8 @@ def parse_args(argv=None):
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
     args = p.parse_args(argv)
-    if args.updates < 1 or args.every < 1:
-        p.error(f"--updates and --every must be >= 1, got {args.updates} and {args.every}")
+    if min(args.updates, args.every, args.start) < 1:
+        p.error(f"--updates, --every and --start must be >= 1, got {args.updates}, {args.every}, {args.start}")
     return args, extra
 
 
@@ -73,14 +74,14 @@ class Probe:
     """Stands in for :func:`hf.update.hf_update` in :mod:`hf.optimizer`: runs it, then
     measures the warm and the cold start at the same parameters."""
 
-    def __init__(self, every, out):
-        self.every, self.out, self.rows, self.count = every, out, [], 0
+    def __init__(self, every, out, start=1):
+        self.every, self.out, self.start, self.rows, self.count = every, out, start, [], 0
         self.real = hf.optimizer.hf_update
 
     def __call__(self, loss_grad, matvec, loss_at, state, config, **kw):
         res = self.real(loss_grad, matvec, loss_at, state, config, **kw)
         self.count += 1
-        if self.count % self.every:
+        if self.count < self.start or (self.count - self.start) % self.every:
             return res
         t = time.perf_counter()
         cg_loss_at = kw["cg_loss_at"]
@@ -143,7 +144,7 @@ def main(argv=None):
     ex = example.parse_args(["--task", args.task, "--T", str(args.T), "--seed", str(args.seed), "--no-adam",
                              "--no-plot", "--quiet", "--hf-updates", str(args.updates), *extra])
     out = open(args.out, "w") if args.out else None
-    probe = Probe(args.every, out)
+    probe = Probe(args.every, out, args.start)
     hf.optimizer.hf_update = probe
     try:
         train = example.make_task(ex.task, ex.train_size, ex.T, ex.seed, ex.dtype, ex.bits)
