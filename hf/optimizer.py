@@ -77,8 +77,11 @@ class HFOptimizer(Trainer):
         quadratic model along it, clipped to ``[0, cg_decay]`` times the previous
         iterate (default False). It costs no extra product. A start carried over
         from the previous update can lie far uphill in the new model, e.g. on an
-        RNN whose curvature changed sharply along the last step; CG then spends
-        its iterations undoing it, and every iterate it keeps raises the loss.
+        RNN whose curvature changed sharply along the last step; CG may then not
+        get back from it within its iterations, and every iterate it keeps may
+        raise the loss. It helped the tanh RNNs of ``examples/rnn.py`` and hurt
+        the digits autoencoder, whose warm starts help CG although uphill along
+        themselves (README, "The pathological problems").
     cg_fraction : float
         When no separate CG data are given, the CG (curvature) batch is the first
         ``ceil(cg_fraction · n)`` examples of each gradient batch (default 0.25).
