@@ -81,7 +81,7 @@ class HFOptimizer(Trainer):
         get back from it within its iterations, and every iterate it keeps may
         raise the loss. It helped the tanh RNNs of ``examples/rnn.py`` and hurt
         the digits autoencoder, whose warm starts help CG although uphill along
-        themselves (README, "The pathological problems").
+        themselves (docs/pathological.md).
     cg_fraction : float
         When no separate CG data are given, the CG (curvature) batch is the first
         ``ceil(cg_fraction · n)`` examples of each gradient batch (default 0.25).
