@@ -284,6 +284,10 @@ def check_same(comm, arrays, what: str = "the parameters") -> None:
 
 
 # ---------------------------------------------------------------------- failures
+#: Seconds a rank waits after writing why it aborts, before ``comm.Abort``: mpiexec forwards a
+#: rank's output asynchronously and the abort tears the job down at once.
+_ABORT_PAUSE = 0.5
+
 _hooked = {}
 
 
@@ -320,6 +324,7 @@ def abort_on_error(comm) -> None:
             )
             sys.stderr.flush()
             sys.stdout.flush()
+            time.sleep(_ABORT_PAUSE)  # let mpiexec forward it before Abort (see the Ctrl-C handler)
         finally:
             comm.Abort(1)
         previous(kind, value, tb)  # pragma: no cover - Abort does not return
@@ -339,6 +344,9 @@ def abort_on_error(comm) -> None:
                 "Resume from the last checkpoint\n"
             )
             sys.stderr.flush()
+            # mpiexec forwards a rank's output asynchronously, and Abort tears the job down at
+            # once: without a moment's pause the line above was lost in about 1 run of 4.
+            time.sleep(_ABORT_PAUSE)
             comm.Abort(128 + signal.SIGINT)
 
         signal.signal(signal.SIGINT, interrupted)
