@@ -285,10 +285,23 @@ def check_same(comm, arrays, what: str = "the parameters") -> None:
 
 # ---------------------------------------------------------------------- failures
 #: Seconds a rank waits after writing why it aborts, before ``comm.Abort``: mpiexec forwards a
-#: rank's output asynchronously and the abort tears the job down at once.
+#: rank's output asynchronously and the abort tears the job down at once (without the pause the
+#: Ctrl-C line was lost in about 1 run of 4).
 _ABORT_PAUSE = 0.5
 
 _hooked = {}
+
+
+def _say_and_abort(comm, text, code):
+    """Write ``text`` to stderr in one write, give mpiexec :data:`_ABORT_PAUSE` to forward it,
+    then ``comm.Abort(code)`` (also when the write fails). One write: two lost the second at times."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        time.sleep(_ABORT_PAUSE)
+    finally:
+        comm.Abort(code)
 
 
 def abort_on_error(comm) -> None:
@@ -314,19 +327,13 @@ def abort_on_error(comm) -> None:
     previous = sys.excepthook
 
     def hook(kind, value, tb):
-        try:
-            # One write: the line and its traceback reach mpiexec's forwarding together, or
-            # not at all, before Abort kills the job (two writes lost the second at times).
-            sys.stderr.write(
-                f"hf.mpi: rank {rank} of {size}: uncaught {kind.__name__}; aborting the MPI job "
-                "(comm.Abort) so that the other ranks do not wait for ever\n"
-                + "".join(traceback.format_exception(kind, value, tb))
-            )
-            sys.stderr.flush()
-            sys.stdout.flush()
-            time.sleep(_ABORT_PAUSE)  # let mpiexec forward it before Abort (see the Ctrl-C handler)
-        finally:
-            comm.Abort(1)
+        _say_and_abort(
+            comm,
+            f"hf.mpi: rank {rank} of {size}: uncaught {kind.__name__}; aborting the MPI job "
+            "(comm.Abort) so that the other ranks do not wait for ever\n"
+            + "".join(traceback.format_exception(kind, value, tb)),
+            1,
+        )
         previous(kind, value, tb)  # pragma: no cover - Abort does not return
 
     sys.excepthook = hook
@@ -339,15 +346,12 @@ def abort_on_error(comm) -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
 
         def interrupted(signum, frame):
-            sys.stderr.write(
+            _say_and_abort(
+                comm,
                 f"hf.mpi: rank {rank} of {size}: interrupted (Ctrl-C); aborting the MPI job. "
-                "Resume from the last checkpoint\n"
+                "Resume from the last checkpoint\n",
+                128 + signal.SIGINT,
             )
-            sys.stderr.flush()
-            # mpiexec forwards a rank's output asynchronously, and Abort tears the job down at
-            # once: without a moment's pause the line above was lost in about 1 run of 4.
-            time.sleep(_ABORT_PAUSE)
-            comm.Abort(128 + signal.SIGINT)
 
         signal.signal(signal.SIGINT, interrupted)
 
