@@ -96,8 +96,9 @@ def monitor_pairs(monitors) -> list:
 
 @contextlib.contextmanager
 def _sigint_handled_by(handler):
-    """``handler`` as the SIGINT handler for the block (main thread only); yields
-    the previous handler, which is put back however the block ends."""
+    """``handler`` as the SIGINT handler for the block; yields the previous handler,
+    which is put back however the block ends. Callers check for the main thread
+    (``signal.signal`` works there only)."""
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, handler)
     try:
