@@ -79,14 +79,19 @@ class Probe:
         self.real = hf.optimizer.hf_update
 
     def __call__(self, loss_grad, matvec, loss_at, state, config, **kw):
-        res = self.real(loss_grad, matvec, loss_at, state, config, **kw)
+        seen = []
+
+        def kept_loss_grad():  # the update's own gradient, kept for the probe
+            seen.append(loss_grad())
+            return seen[-1]
+
+        res = self.real(kept_loss_grad, matvec, loss_at, state, config, **kw)
         self.count += 1
         if self.count < self.start or (self.count - self.start) % self.every:
             return res
         t = time.perf_counter()
         cg_loss_at = kw["cg_loss_at"]
-        _, g = loss_grad()
-        g = np.asarray(g, dtype=np.float64)
+        g = np.asarray(seen[-1][1], dtype=np.float64)
         lam = state.damping
         coef = lam * config.structural_weight
 
@@ -141,18 +146,12 @@ def summary(rows):
 
 def main(argv=None):
     args, extra = parse_args(argv)
-    ex = example.parse_args(["--task", args.task, "--T", str(args.T), "--seed", str(args.seed), "--no-adam",
-                             "--no-plot", "--quiet", "--hf-updates", str(args.updates), *extra])
     out = open(args.out, "w") if args.out else None
     probe = Probe(args.every, out, args.start)
     hf.optimizer.hf_update = probe
     try:
-        train = example.make_task(ex.task, ex.train_size, ex.T, ex.seed, ex.dtype, ex.bits)
-        valid = example.make_task(ex.task, ex.valid_size, ex.T, ex.seed + 10_000, ex.dtype, ex.bits)
-        weights = example.initial_weights(train.n_in, ex.hidden, train.n_out, ex.seed, init=ex.init,
-                                          input_scale=ex.input_scale)
-        model = example.RNN(weights, train.output, ex.dtype)
-        run = example.train_hf(model, example.task_arrays(train), valid, ex).summary()
+        run = example.main(["--task", args.task, "--T", str(args.T), "--seed", str(args.seed), "--no-adam",
+                            "--no-plot", "--quiet", "--hf-updates", str(args.updates), *extra])["hf"]
     finally:
         hf.optimizer.hf_update = probe.real
         if out is not None:
