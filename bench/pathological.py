@@ -95,7 +95,7 @@ TRAIN_SIZE = {"random_permutation": 5000}
 COMMON_KNOBS = ("hidden", "init", "input_scale", "train_size", "valid_size", "target", "dtype", "eval_every")
 OPTIMIZER_KNOBS = {
     "hf": ("mu", "damping", "min_damping", "max_cg", "cg_decay", "hf_batch", "cg_batch", "cg_source", "rho_batch",
-           "shrink_warm_start", "hf_updates"),
+           "shrink_warm_start", "cold_restart", "hf_updates"),
     "adam": ("adam_batch",),
     "nag": ("nag_momentum", "nag_batch"),
 }

@@ -68,7 +68,7 @@ OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "nag")
 NOT_COMPARED = ("eval_every", "hf_updates")
 #: Settings recorded only since a later commit, with the value every earlier cell ran with: a record
 #: at that value is the same cell as an earlier record without the setting.
-ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False}
+ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False, "cold_restart": False}
 HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures",
           "s per update")
 #: Optimizer families of the longest-T table, with their column titles.

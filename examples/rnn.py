@@ -317,7 +317,9 @@ class Run:
         self.stop = None  # why the run ended: solved, budget, max_updates, diverged
         self.compile_seconds = 0.0
         self.weights = None  # the weights of the last held-out evaluation
-        self.trace = []  # HF: per-update metrics (update, loss, damping, rho, cg_iters, cg_status, cg_start, accepted, step_rate)
+        # HF: per-update metrics (update, loss, damping, rho, cg_iters, cg_status, cg_start, cold_restart,
+        # accepted, step_rate)
+        self.trace = []
 
     def record(self, seconds, loss, success, target):
         self.seconds.append(seconds)
@@ -422,7 +424,7 @@ def train_hf(model, train, valid, args):
         model.cost, model.s, model.params, inputs,
         damping=args.damping, min_damping=args.min_damping, max_cg_iters=args.max_cg, cg_decay=args.cg_decay,
         structural_damping=structural, cg_fraction=min(1.0, args.cg_batch / args.hf_batch),
-        rho_batch=args.rho_batch, shrink_warm_start=args.shrink_warm_start,
+        rho_batch=args.rho_batch, shrink_warm_start=args.shrink_warm_start, cold_restart=args.cold_restart,
     )
     label = f"HF (mu={args.mu:g})"
     run = Run(label)
@@ -440,7 +442,7 @@ def train_hf(model, train, valid, args):
         took = time.perf_counter() - t
         run.steps += 1
         run.trace.append({k: metrics[k] for k in ("update", "loss", "damping", "rho", "cg_iters", "cg_status", "cg_start",
-                                                  "accepted", "step_rate")})
+                                                  "cold_restart", "accepted", "step_rate")})
         return metrics, took
 
     def describe(m):
@@ -588,6 +590,9 @@ def parse_args(argv=None):
     p.add_argument("--shrink-warm-start", action="store_true",
                    help="shrink the CG warm start to the minimizer of the new damped model along it "
                         "(HFOptimizer's shrink_warm_start)")
+    p.add_argument("--cold-restart", action="store_true",
+                   help="when no kept iterate of a warm-started CG run lowers the CG-batch loss, run CG again "
+                        "from zero (HFOptimizer's cold_restart)")
     p.add_argument("--hf-batch", type=int, default=2000, help="HF gradient batch, sequences (default 2000)")
     p.add_argument("--cg-batch", type=int, default=100, help="HF curvature batch, sequences (default 100)")
     p.add_argument("--cg-source", choices=("head", "cycle"), default="head",

@@ -82,6 +82,13 @@ class HFOptimizer(Trainer):
         raise the loss. It helped the tanh RNNs of ``examples/rnn.py`` and hurt
         the digits autoencoder, whose warm starts help CG although uphill along
         themselves (docs/pathological.md).
+    cold_restart : bool
+        When CG started from a warm start and none of the iterates it keeps for
+        backtracking lowers the loss on the CG batch, run CG again from zero on the
+        same damped system and go on with the run whose backtracked iterate has the
+        lower CG-batch loss (default False). Such an update would otherwise be
+        rejected or nearly so and raise λ; the second run costs CG iterations only
+        on those updates, plus one CG-batch loss per warm-started update.
     cg_fraction : float
         When no separate CG data are given, the CG (curvature) batch is the first
         ``ceil(cg_fraction · n)`` examples of each gradient batch (default 0.25).
@@ -165,7 +172,11 @@ class HFOptimizer(Trainer):
         ``'max_iterations'``, ``'negative_curvature'`` or ``'non_finite'``.
     ``cg_start`` (float)
         CG started from this multiple of the previous update's final iterate:
-        ``cg_decay``, less when ``shrink_warm_start`` shrank it, 0 for a cold start.
+        ``cg_decay``, less when ``shrink_warm_start`` shrank it, 0 for a cold start
+        (also when ``cold_restart`` went on with the run from zero).
+    ``cold_restart`` (bool)
+        Whether CG ran a second time from zero (``cold_restart``); ``cg_iters``
+        then counts both runs.
     ``backtrack`` (int)
         The CG iteration whose iterate was kept after backtracking.
     ``step_rate``, ``step_norm`` (float)
@@ -200,6 +211,7 @@ class HFOptimizer(Trainer):
         cg_tol=5e-4,
         cg_decay=0.95,
         shrink_warm_start=False,
+        cold_restart=False,
         cg_fraction=0.25,
         preconditioner=False,
         preconditioner_examples=100,
@@ -231,6 +243,7 @@ class HFOptimizer(Trainer):
             cg_tol=cg_tol,
             cg_decay=cg_decay,
             shrink_warm_start=shrink_warm_start,
+            cold_restart=cold_restart,
             line_search=line_search,
             structural_weight=structural_damping.weight if structural_damping is not None else 0.0,
             rho_batch=rho_batch,

@@ -59,6 +59,7 @@ class UpdateConfig:
     cg_tol: float = 5e-4
     cg_decay: float = 0.95
     shrink_warm_start: bool = False
+    cold_restart: bool = False
     line_search: bool = True
     structural_weight: float = 0.0
     rho_batch: str = "gradient"
@@ -77,6 +78,7 @@ class UpdateConfig:
         set_(self, "cg_tol", real("cg_tol", self.cg_tol, owner, low=0))
         set_(self, "cg_decay", real("cg_decay", self.cg_decay, owner, low=0, high=1))
         set_(self, "shrink_warm_start", _checks.boolean("shrink_warm_start", self.shrink_warm_start, owner))
+        set_(self, "cold_restart", _checks.boolean("cold_restart", self.cold_restart, owner))
         set_(self, "line_search", _checks.boolean("line_search", self.line_search, owner))
         set_(self, "structural_weight", real("structural_weight", self.structural_weight, owner, low=0))
         if self.rho_batch not in ("gradient", "cg"):
@@ -99,8 +101,8 @@ class UpdateResult(NamedTuple):
         The damping state for the next update.
     metrics : dict
         ``loss``, ``new_loss``, ``accepted``, ``rho``, ``damping``, ``new_damping``,
-        ``cg_iters``, ``cg_status``, ``cg_start``, ``backtrack``, ``step_rate``, ``step_norm``
-        (see :class:`hf.HFOptimizer`, "Metrics").
+        ``cg_iters``, ``cg_status``, ``cg_start``, ``cold_restart``, ``backtrack``, ``step_rate``,
+        ``step_norm`` (see :class:`hf.HFOptimizer`, "Metrics").
     cg : hf.cg.CGResult
         CG's own result, for diagnostics.
     """
@@ -168,7 +170,11 @@ def hf_update(
        the minimizer of this update's damped model along it (within ``[0, x_0]``,
        :func:`hf.cg.cg`'s ``shrink_x0``);
     3. backtracking: from the last kept iterate, step back while the previous one
-       has a lower ``cg_loss_at``; call the choice :math:`p`;
+       has a lower ``cg_loss_at``; call the choice :math:`p`. With
+       ``cold_restart``, when CG started from a warm start and :math:`p` does not
+       lower ``cg_loss_at`` below its value at 0, CG runs again from zero on the
+       same system and backtracks in the same way; the update goes on with the run
+       whose choice has the lower ``cg_loss_at`` (the cold one on a tie);
     4. :math:`\\rho = (f(\\theta + p) - f_0) / q(p)` with the undamped model
        :math:`q(p) = g^\\top p + \\tfrac12 p^\\top G p` (``curvature``); ρ is −∞ when
        the loss went up or a value is not finite. With ``rho_batch='cg'`` ρ is
@@ -183,8 +189,9 @@ def hf_update(
        no rate makes lower is rejected: the step is zero and λ is raised (once:
        when ρ already raised it, not again).
 
-    The next warm start is CG's final iterate (before backtracking) when it is
-    finite, else the previous one.
+    The next warm start is the final iterate (before backtracking) of the CG run
+    the update went on with, when it is finite, else the previous warm start.
+    ``cg_iters`` counts the iterations of both runs when CG ran twice.
     """
     lam = float(state.damping)
     f0, g = loss_grad()
@@ -202,13 +209,29 @@ def hf_update(
     x0 = None
     if state.cg_x is not None and config.cg_decay > 0:
         x0 = config.cg_decay * state.cg_x
-    res = _cg.cg(damped, -g, x0, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol,
-                 shrink_x0=config.shrink_warm_start)
-    cg_x = res.x.copy() if np.all(np.isfinite(res.x)) else state.cg_x
 
-    # Backtrack over the kept iterates (CG always keeps its last one).
+    def solve(start):
+        run = _cg.cg(damped, -g, start, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol,
+                     shrink_x0=config.shrink_warm_start)
+        # Backtrack over the kept iterates (CG always keeps its last one).
+        return run, _damping.backtrack([x for _, x in run.kept], cg_loss_at)
+
+    res, bt = solve(x0)
+    cg_iterations = res.iterations
+    start = 0.0 if x0 is None else config.cg_decay * res.x0_scale
+    restarted = False
+    cg_f0 = None  # the loss at θ on the CG batch, when needed
+    warm = x0 is not None and res.x0_scale != 0 and bool(np.any(x0))
+    if config.cold_restart and warm:
+        cg_f0 = float(cg_loss_at(np.zeros_like(g)))
+        if not bt.objective < cg_f0:
+            restarted = True
+            cold, cold_bt = solve(None)
+            cg_iterations += cold.iterations
+            if cold_bt.objective <= bt.objective:
+                res, bt, start = cold, cold_bt, 0.0
+    cg_x = res.x.copy() if np.all(np.isfinite(res.x)) else state.cg_x
     iters = [i for i, _ in res.kept]
-    bt = _damping.backtrack([x for _, x in res.kept], cg_loss_at)
     p = bt.x
 
     probes = {}  # loss at θ + a·p by rate a: ρ's probe is the line search's first
@@ -220,7 +243,9 @@ def hf_update(
 
     slope = float(g @ p)
     if config.rho_batch == "cg":
-        rho = _damping.reduction_ratio(bt.objective, float(cg_loss_at(np.zeros_like(p))), float(res.phi[iters[bt.index]]))
+        if cg_f0 is None:
+            cg_f0 = float(cg_loss_at(np.zeros_like(p)))
+        rho = _damping.reduction_ratio(bt.objective, cg_f0, float(res.phi[iters[bt.index]]))
     else:
         q = slope + 0.5 * float(p @ curvature(p))
         rho = _damping.reduction_ratio(f_line(1.0), f0, q)
@@ -244,9 +269,10 @@ def hf_update(
         "rho": rho,
         "damping": lam,
         "new_damping": rule.damping,
-        "cg_iters": res.iterations,
+        "cg_iters": cg_iterations,
         "cg_status": res.status.name.lower(),
-        "cg_start": 0.0 if x0 is None else config.cg_decay * res.x0_scale,
+        "cg_start": start,
+        "cold_restart": restarted,
         "backtrack": iters[bt.index],
         "step_rate": ls.rate,
         "step_norm": float(np.linalg.norm(step)),

@@ -200,6 +200,47 @@ def test_shrink_warm_start_starts_cg_from_the_damped_models_best_multiple_of_the
     np.testing.assert_allclose(r.step, p, rtol=1e-9)
 
 
+def test_cold_restart_reruns_cg_from_zero_when_no_kept_warm_iterate_lowers_the_cg_batch_loss():
+    G, g = problem(10)
+    lam = 0.05
+    A = G + lam * np.eye(N)
+    p = np.linalg.solve(A, -g)
+    # Far uphill: three iterations from 0.95 · (-40 p) keep the damped model (the CG-batch loss
+    # here) above its value at 0, so every kept warm iterate raises it.
+    bad = -40.0 * p
+    plain = run(G, g, quadratic(G, g), lam=lam, cg_x=bad, max_cg_iters=3)
+    assert not plain.metrics["cold_restart"] and plain.metrics["cg_start"] == 0.95
+    assert all(plain.cg.phi[i] > 0 for i, _ in plain.cg.kept)  # the premise
+    r = run(G, g, quadratic(G, g), lam=lam, cg_x=bad, max_cg_iters=3, cold_restart=True)
+    assert r.metrics["cold_restart"] and r.metrics["cg_start"] == 0.0
+    assert r.metrics["cg_iters"] == 6  # both runs
+    # The update goes on with CG's third iterate from zero, which the Krylov subspace defines.
+    x3 = krylov_iterate(A, -g, 3)
+    np.testing.assert_allclose(r.step, x3, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(r.state.cg_x, x3, rtol=1e-8, atol=1e-12)  # the next warm start
+    # A start at the solution lowers the loss: no second run, the same update as without the option.
+    good = run(G, g, quadratic(G, g), lam=lam, cg_x=p / 0.95, cold_restart=True)
+    assert not good.metrics["cold_restart"] and good.metrics["cg_iters"] == 0
+    np.testing.assert_allclose(good.step, p, rtol=1e-10)
+
+
+def test_cold_restart_keeps_the_warm_run_when_its_choice_is_lower_on_the_cg_batch():
+    G, g = problem(10)
+    lam = 0.05
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+
+    def cg_loss(x):  # lowest at 0; among other points, the longer the lower
+        return 0.0 if not np.any(x) else 1.0 / (1.0 + x @ x)
+
+    kwargs = dict(lam=lam, cg_x=-40.0 * p, max_cg_iters=3, cg_loss=cg_loss)
+    plain = run(G, g, quadratic(G, g), **kwargs)
+    r = run(G, g, quadratic(G, g), cold_restart=True, **kwargs)
+    # CG ran again from zero, but its iterates are shorter than the warm ones: the warm run stays.
+    assert r.metrics["cold_restart"] and r.metrics["cg_iters"] == 6 and r.metrics["cg_start"] == 0.95
+    np.testing.assert_array_equal(r.step, plain.step)
+    np.testing.assert_array_equal(r.state.cg_x, plain.state.cg_x)
+
+
 def krylov_iterate(A, b, k):
     """The k-th CG iterate from 0: the minimizer of ½xᵀAx − bᵀx over span{b, Ab, …, A^(k−1) b}."""
     K = np.column_stack([np.linalg.matrix_power(A, j) @ b for j in range(k)])
@@ -238,6 +279,7 @@ def test_non_finite_loss_or_gradient_raises_before_anything():
         ({"cg_decay": None}, TypeError, "cg_decay"),
         ({"line_search": "yes"}, TypeError, "line_search"),
         ({"shrink_warm_start": 1}, TypeError, "shrink_warm_start"),
+        ({"cold_restart": "no"}, TypeError, "cold_restart"),
         ({"min_damping": 2.0, "max_damping": 1.0}, ValueError, "min_damping"),
         ({"cg_tol": math.nan}, ValueError, "cg_tol"),
     ],
