@@ -225,6 +225,8 @@ def trace_of(run):
         for r in rows:
             counts[r["cg_status"]] = counts.get(r["cg_status"], 0) + 1
         out["cg_status_counts"] = counts
+    if "cold_restart" in rows[0]:  # updates on which CG ran again from zero, over every update
+        out["cold_restarts"] = sum(bool(r["cold_restart"]) for r in rows)
     return out
 
 

@@ -66,6 +66,8 @@ def test_one_cell_appends_one_well_formed_line(tmp_path):
     assert sum(trace["cg_status_counts"].values()) == 3 and len(trace["cg_status"]) == 3
     assert set(trace["cg_status"]) <= {"converged", "max_iterations", "negative_curvature", "non_finite"}
     assert all(1 <= i <= 5 for i in trace["cg_iters"])
+    # without --cold-restart CG never runs twice
+    assert s["cold_restart"] is False and trace["cold_restarts"] == 0 and trace["cold_restart"] == [False] * 3
 
     rep = record["reproduce"]
     assert rep["command"].startswith("python bench/pathological.py --task xor --T 20 --optimizer hf-mu0")
