@@ -14,7 +14,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 demo: $(VENV)/.installed
 	$(PY) examples/rnn.py

@@ -10,7 +10,8 @@ Options: ``--checkpoint PATH`` (checkpoint every update, resume when it exists),
 update K is done: SIGKILL, an uncaught exception, or ``sys.exit(3)``),
 ``--slow-save`` (rank 0 sleeps 0.5 s inside every checkpoint write),
 ``--perturb-rank R`` (rank R nudges a parameter after update 2: the consistency
-check must catch it), ``--unseeded`` (the training dataset's rng is None).
+check must catch it), ``--unseeded`` (the training dataset's rng is None), ``--cold-restart`` and
+``--shrink-warm-start`` (the HFOptimizer options of those names).
 
 Rank 0 writes OUT.npz: the parameters, the history as JSON, ``updates``,
 ``ranks`` and the Allreduce counters. Every rank prints ``rank r update k``
@@ -104,6 +105,8 @@ def main(argv):
     p.add_argument("--unseeded", action="store_true")
     p.add_argument("--check-every", type=int)
     p.add_argument("--chunk-size", type=int)
+    p.add_argument("--cold-restart", action="store_true")
+    p.add_argument("--shrink-warm-start", action="store_true")
     args = p.parse_args(argv)
 
     cost, s, params, inputs, monitors, train, valid, options = (mlp if args.model == "mlp" else rnn)()
@@ -112,6 +115,7 @@ def main(argv):
         train._set_pass(train._shuffled())
     if args.chunk_size:
         options["chunk_size"] = args.chunk_size
+    options.update(cold_restart=args.cold_restart, shrink_warm_start=args.shrink_warm_start)
     if args.serial:
         comm, rank, size = None, 0, 1
     else:

@@ -277,15 +277,18 @@ def check_ok(proc):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
 
-@pytest.mark.parametrize("model, ranks, rtol, atol", [("mlp", 2, 1e-10, 1e-12), ("mlp", 3, 1e-10, 1e-12),
-                                                      ("rnn", 2, 1e-8, 1e-9)])
-def test_ranks_on_shards_match_one_process_on_the_whole_data(mpiexec, tmp_path, model, ranks, rtol, atol):
+@pytest.mark.parametrize("model, ranks, rtol, atol, n, flags", [
+    ("mlp", 2, 1e-10, 1e-12, 8, ()), ("mlp", 3, 1e-10, 1e-12, 8, ()), ("rnn", 2, 1e-8, 1e-9, 8, ()),
+    ("mlp", 2, 1e-10, 1e-12, 12, ("--cold-restart", "--shrink-warm-start"))],
+    ids=["mlp-2", "mlp-3", "rnn-2", "mlp-2-restart-shrink"])
+def test_ranks_on_shards_match_one_process_on_the_whole_data(mpiexec, tmp_path, model, ranks, rtol, atol, n, flags):
     """MLP: unequal shards (batches of 61 and 6, validation of 101), chunks, preconditioner;
     on 3 ranks the CG batch of the batch of 6 (2 examples) leaves one rank without any.
-    RNN: scan over variable-length sequences with a mask and structural damping."""
-    n = 8
-    check_ok(run([tmp_path / "one.npz", "--model", model, "--updates", n, "--serial"]))
-    check_ok(run([tmp_path / "two.npz", "--model", model, "--updates", n], n=ranks, mpiexec=mpiexec))
+    RNN: scan over variable-length sequences with a mask and structural damping.
+    The shrunk warm start and the cold restart decide on reduced losses and model values,
+    so every rank takes the decision one process takes (the restart acts at update 9)."""
+    check_ok(run([tmp_path / "one.npz", "--model", model, "--updates", n, "--serial", *flags]))
+    check_ok(run([tmp_path / "two.npz", "--model", model, "--updates", n, *flags], n=ranks, mpiexec=mpiexec))
     p1, h1, z1 = result(tmp_path / "one.npz")
     p2, h2, z2 = result(tmp_path / "two.npz")
     assert int(z1["ranks"]) == 1 and int(z2["ranks"]) == ranks
@@ -293,10 +296,14 @@ def test_ranks_on_shards_match_one_process_on_the_whole_data(mpiexec, tmp_path, 
     assert int(z2["updates"]) == n and int(z2["allreduce_calls"]) > 10 * n
     for a, b in zip(p2, p1):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    if "--cold-restart" in flags:  # the case tests a restart only if one happens
+        assert sum(r["cold_restart"] for r in h1) >= 1
+    if "--shrink-warm-start" in flags:
+        assert len({round(r["cg_start"], 6) for r in h1}) > 3  # the shrink factor varies
     for r1, r2 in zip(h1, h2, strict=True):
-        for key in ("cg_iters", "cg_status", "backtrack", "accepted"):
+        for key in ("cg_iters", "cg_status", "backtrack", "accepted", "cold_restart"):
             assert r1[key] == r2[key], (key, r1, r2)
-        for key in ("loss", "new_loss", "damping", "valid_loss"):
+        for key in ("loss", "new_loss", "damping", "valid_loss", "cg_start"):
             assert r2[key] == pytest.approx(r1[key], rel=1e3 * rtol, abs=1e3 * atol), key
 
 
