@@ -14,7 +14,8 @@ CG batch:
 
 The cold run and the probes are extra work done beside the update: the training
 trajectory is the one the cell would take without them. Flags after ``--`` go to
-``examples/rnn.py`` (e.g. ``-- --shrink-warm-start`` or ``-- --rho-batch cg``).
+``examples/rnn.py`` (e.g. ``-- --no-shrink-warm-start --max-cg 100``, the example's
+settings before they changed, or ``-- --rho-batch cg``).
 
 Prints a summary over the analysed updates and, with ``--out``, writes one JSON
 line per analysed update::

@@ -69,6 +69,14 @@ NOT_COMPARED = ("eval_every", "hf_updates")
 #: Settings recorded only since a later commit, with the value every earlier cell ran with: a record
 #: at that value is the same cell as an earlier record without the setting.
 ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False, "cold_restart": False}
+#: Example defaults that changed, per optimizer: setting -> (before, since). A record's ``variant``
+#: is relative to the defaults of the commit that ran it; the table labels every cell relative to
+#: today's, so a cell that was plain before the change is labelled with the old values, and one that
+#: ran today's defaults as flags before they were defaults counts as plain.
+CHANGED_DEFAULTS = {
+    "hf": {"max_cg": (100, 300), "shrink_warm_start": (False, True)},
+    "hf-mu0": {"max_cg": (100, 300), "shrink_warm_start": (False, True)},
+}
 HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures",
           "s per update")
 #: Optimizer families of the longest-T table, with their column titles.
@@ -151,6 +159,21 @@ def _value(v):
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def variant_of(record):
+    """The settings that set ``record`` apart from a plain cell of today's defaults (a dict)."""
+    variant = dict(record.get("variant") or {})
+    settings = record["settings"]
+    for k, (before, since) in CHANGED_DEFAULTS.get(record["optimizer"], {}).items():
+        if k not in settings and k not in ADDED_LATER:
+            continue  # not a setting this record knows of
+        value = settings.get(k, ADDED_LATER.get(k))
+        if value == since:
+            variant.pop(k, None)
+        else:
+            variant[k] = value
+    return variant
+
+
 def _compared(settings):
     return tuple(sorted((k, json.dumps(v)) for k, v in settings.items()
                         if k not in NOT_COMPARED and not (k in ADDED_LATER and v == ADDED_LATER[k])))
@@ -185,7 +208,7 @@ def cells(records):
         failed = [r for r in runs if not r["outcome"]["solved"]]
         label = {}
         for r in runs:
-            label.update(r.get("variant") or {})
+            label.update(variant_of(r))
         times = [r["outcome"].get("time_to_solve") for r in solved]
         rates = [r["outcome"]["train_seconds"] / r["outcome"]["updates"] for r in runs
                  if r["outcome"].get("train_seconds") and r["outcome"].get("updates")]
@@ -265,6 +288,8 @@ def longest(rows, *, at_least=2, fraction=2 / 3):
     """
     best, tried = {}, {}
     for r in rows:
+        best.setdefault(r["task"], {})  # a task with no plain cell still gets its line
+        tried.setdefault(r["task"], {})
         if r["variant"] or r["cut_short"]:
             continue
         family = r["optimizer_key"]

@@ -154,6 +154,8 @@ def _record(task, T, optimizer, seed, solved, best, *, time=None, updates=None, 
             cg_decay=0.95, hidden=32, variant=None, unit="updates", eval_every=2.0, spent=None):
     settings = {"hidden": hidden, "mu": 0.03 if optimizer == "hf" else 0.0, "cg_decay": cg_decay,
                 "eval_every": eval_every}
+    if optimizer.startswith("hf"):
+        settings.update(max_cg=300, shrink_warm_start=True)  # today's defaults
     return {
         "schema": 1, "task": task, "T": T, "optimizer": optimizer, "lr": lr, "seed": seed,
         "budget": {"seconds": 600.0, "max_updates": None}, "settings": settings, "variant": variant or {},
@@ -184,9 +186,9 @@ HAND_WRITTEN = [
     # A setting recorded only by later commits (rho_batch) at the value earlier cells ran with joins
     # their cell (seed 3 of addition T=30); at another value it is a cell of its own.
     {**_record("addition", 30, "hf", 4, True, 0.993, time=50.0, updates=80, spent=(50.0, 80)),
-     "settings": {"hidden": 32, "mu": 0.03, "cg_decay": 0.95, "eval_every": 2.0, "rho_batch": "gradient"}},
+     "settings": {**_record("addition", 30, "hf", 4, True, 0.993)["settings"], "rho_batch": "gradient"}},
     {**_record("addition", 30, "hf", 1, False, 0.70, variant={"rho_batch": "cg"}),
-     "settings": {"hidden": 32, "mu": 0.03, "cg_decay": 0.95, "eval_every": 2.0, "rho_batch": "cg"}},
+     "settings": {**_record("addition", 30, "hf", 1, False, 0.70)["settings"], "rho_batch": "cg"}},
 ]
 
 EXPECTED = """\
@@ -278,6 +280,40 @@ def test_longest_T_needs_two_seeds_and_two_thirds_of_them():
     assert best["addition"]["adam"] == (40, 3, 4)
     assert report.longest_markdown(rows).splitlines()[2] == (
         "| addition | **30** (2/3); T=70: 1/1 | not run | **40** (3/4) | not run |")
+
+
+def test_cells_are_labelled_against_todays_defaults_after_the_defaults_changed():
+    """``max_cg`` 100 -> 300 and ``shrink_warm_start`` False -> True: each record's ``variant`` was
+    taken against the defaults of its own commit; the table relabels them against today's."""
+    report = load_bench("pathological_report")
+
+    def old(seed, solved, settings, variant):
+        r = _record("memorization_5bit", 50, "hf", seed, solved, 1.0 if solved else 0.3,
+                    time=10.0 if solved else None, updates=5 if solved else None, variant=variant)
+        r["settings"] = {k: v for k, v in r["settings"].items() if k not in ("max_cg", "shrink_warm_start")}
+        r["settings"].update(settings)
+        return r
+
+    records = [
+        # plain before the change (the oldest even predates the shrink_warm_start record)
+        old(1, False, {"max_cg": 100}, {}),
+        old(2, True, {"max_cg": 100, "shrink_warm_start": False}, {}),
+        # today's defaults run as flags before the change, and a plain cell after it: one plain cell
+        old(3, True, {"max_cg": 300, "shrink_warm_start": True}, {"max_cg": 300, "shrink_warm_start": True}),
+        _record("memorization_5bit", 50, "hf", 1, True, 1.0, time=30.0, updates=9),
+        # 300 iterations alone, before the change; Adam is left alone
+        old(1, False, {"max_cg": 300}, {"max_cg": 300}),
+        _record("memorization_5bit", 50, "adam", 1, False, 0.9, lr=1e-3, unit="epochs"),
+    ]
+    for i, r in enumerate(records):
+        r["_line"] = i
+    rows = {(r["optimizer"], r["variant"]): (r["solved"], r["n"]) for r in report.cells(records)}
+    assert rows == {("HF μ=0.03", "max_cg=100, shrink_warm_start=False"): (1, 2),
+                    ("HF μ=0.03", ""): (2, 2),
+                    ("HF μ=0.03", "shrink_warm_start=False"): (0, 1),
+                    ("Adam lr=0.001", ""): (0, 1)}
+    best, _ = report.longest(report.cells(records))
+    assert best["memorization_5bit"]["hf"] == (50, 2, 2)
 
 
 @pytest.mark.parametrize("content", [None, "", "\n\n"])
