@@ -44,10 +44,10 @@ HF
     model's minimizer along it (``--shrink-warm-start``, on: HFOptimizer's
     ``shrink_warm_start``; over seeds 1-3 at T=50 these two solved 5-bit
     memorization on 2 of 3 seeds and multiplication on 3 of 3, against 1 and 2
-    with 100 iterations from the start as is; ``bench/results/``); initial damping λ = ``--damping``
-    (0.03, near where the Levenberg-Marquardt rule settles on addition, instead
-    of spending ~15 updates lowering it from 1), kept above ``--min-damping``
-    (1e-6); structural damping ``λ·μ·J_aᵀ diag(1 - h²) J_a`` on the hidden
+    with 100 iterations from the start as is; ``bench/results/``); initial
+    damping λ = ``--damping`` (0.03, near where the Levenberg-Marquardt rule
+    settles on addition, instead of spending ~15 updates lowering it from 1),
+    kept above ``--min-damping`` (1e-6); structural damping ``λ·μ·J_aᵀ diag(1 - h²) J_a`` on the hidden
     pre-activations ``a`` [MS11] with ``μ = --mu`` (0.03; 0 turns it off).
 Adam
     [King15] Algorithm 1 with β₁ = 0.9, β₂ = 0.999, ε = 1e-8 and mini-batches
