@@ -92,7 +92,8 @@ OPTIMIZER_FLAGS = {
 TRAIN_SIZE = {"random_permutation": 5000}
 
 #: Example settings recorded per optimizer (besides the cell's own fields).
-COMMON_KNOBS = ("hidden", "init", "input_scale", "train_size", "valid_size", "target", "dtype", "eval_every")
+COMMON_KNOBS = ("hidden", "init", "input_scale", "train_size", "fresh_data", "valid_size", "target", "dtype",
+                "eval_every")
 OPTIMIZER_KNOBS = {
     "hf": ("mu", "damping", "min_damping", "max_cg", "cg_decay", "hf_batch", "cg_batch", "cg_source", "rho_batch",
            "shrink_warm_start", "cold_restart", "hf_updates"),
@@ -137,6 +138,8 @@ def parse_args(argv=None):
         p.error("--max-updates is a positive number of HF updates (hf, hf-mu0 only)")
     if not args.budget > 0:
         p.error("--budget must be > 0")
+    if args.train_size is not None and "--fresh-data" in extra:
+        p.error(f"--train-size {args.train_size} and the example's --fresh-data exclude each other")
     args.extra = extra
     args.argv = argv + (["--"] + extra if extra else [])
     return args
@@ -145,10 +148,11 @@ def parse_args(argv=None):
 def example_argv(args):
     """The ``examples/rnn.py`` command line of a cell (the user's extra flags last, so they win)."""
     task, bits = SUITE[args.task]
-    train_size = args.train_size or TRAIN_SIZE.get(task, 20000)
     eval_every = args.eval_every if args.eval_every is not None else max(1.0, args.budget / 300)
     argv = ["--task", task, "--T", str(args.T), "--seed", str(args.seed), "--budget", f"{args.budget:g}",
-            "--train-size", str(train_size), "--eval-every", f"{eval_every:g}", "--no-plot"]
+            "--eval-every", f"{eval_every:g}", "--no-plot"]
+    if "--fresh-data" not in args.extra:  # fresh data has no training set
+        argv += ["--train-size", str(args.train_size or TRAIN_SIZE.get(task, 20000))]
     if bits is not None:
         argv += ["--bits", str(bits)]
     if args.max_updates is not None:
@@ -282,6 +286,8 @@ def build_record(args, result, wall_seconds, started, load_start, git):
     settings = settings_of(args.optimizer, example_args)
     reference = default_settings(args)
     variant = {k: v for k, v in settings.items() if k not in NOT_VARIANT and reference.get(k) != v}
+    if settings["fresh_data"]:  # no training set: its size is not a setting of the cell
+        variant.pop("train_size", None)
     info = machine()
     info["loadavg_start"], info["loadavg_end"] = load_start, info.pop("loadavg")
     info["blas_threads"] = example_args["blas_threads"]

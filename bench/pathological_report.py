@@ -68,7 +68,7 @@ OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "nag")
 NOT_COMPARED = ("eval_every", "hf_updates")
 #: Settings recorded only since a later commit, with the value every earlier cell ran with: a record
 #: at that value is the same cell as an earlier record without the setting.
-ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False, "cold_restart": False}
+ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False, "cold_restart": False, "fresh_data": False}
 #: Example defaults that changed, per optimizer: setting -> (before, since). A record's ``variant``
 #: is relative to the defaults of the commit that ran it; the table labels every cell relative to
 #: today's, so a cell that was plain before the change is labelled with the old values, and one that

@@ -49,6 +49,13 @@ HF
     settles on addition, instead of spending ~15 updates lowering it from 1),
     kept above ``--min-damping`` (1e-6); structural damping ``λ·μ·J_aᵀ diag(1 - h²) J_a`` on the hidden
     pre-activations ``a`` [MS11] with ``μ = --mu`` (0.03; 0 turns it off).
+Data
+    A fixed training set of ``--train-size`` (20,000) sequences, or, with
+    ``--fresh-data``, none: every HF update draws ``--hf-batch`` new
+    sequences (``--cg-source cycle``: ``--cg-batch`` more for CG) and every
+    first-order mini-batch new ones (an epoch is 20,000 of them), as [MS11]
+    trained; a fixed set can be overfitted (random permutation on 5,000
+    sequences, ``bench/results/``). The held-out set is never trained on.
 Adam
     [King15] Algorithm 1 with β₁ = 0.9, β₂ = 0.999, ε = 1e-8 and mini-batches
     of ``--adam-batch`` (50) sequences, once per learning rate of
@@ -149,6 +156,11 @@ BITS = {"temporal_order": (2, 3), "memorization": (5, 20)}
 #: The smallest T each generator accepts.
 MIN_T = {"addition": 20, "multiplication": 20, "xor": 20, "temporal_order": 20, "random_permutation": 2,
          "memorization": 1}
+#: With ``--fresh-data``: sequences in a first-order epoch (as many as the default training set), and the
+#: second word of the seed of every fresh stream (``[seed, FRESH_STREAM]``; the held-out set uses
+#: ``seed + 10000``, the fixed training set ``seed``).
+FRESH_EPOCH = 20000
+FRESH_STREAM = 1
 #: HF's update cap when no ``--budget`` is given.
 HF_UPDATES = 150
 #: Set it (from a signal handler, another thread...) to end the run in progress after its current update
@@ -168,11 +180,12 @@ ADAM_HYPER = dict(
 # --------------------------------------------------------------------------- data
 
 
-def make_task(name, n, T, seed, dtype="float64", bits=None):
+def make_task(name, n, T, seed, dtype="float64", bits=None, rng=None):
     """``n`` sequences of problem ``name`` (a :class:`hf.datasets.SequenceTask`).
 
     ``bits`` picks the variant of temporal order (2, 3) and memorization (5, 20);
-    None means the first of :data:`BITS`.
+    None means the first of :data:`BITS`. ``rng`` (a numpy Generator) draws
+    them instead of ``seed``, which must then be None.
     """
     if name not in TASKS:
         raise ValueError(f"make_task: unknown task {name!r}; choose one of {TASKS}")
@@ -181,7 +194,26 @@ def make_task(name, n, T, seed, dtype="float64", bits=None):
         kwargs["bits"] = BITS[name][0] if bits is None else bits
     elif bits is not None:
         raise ValueError(f"make_task: {name} has no bits variants, got bits={bits!r}")
+    if rng is not None:
+        kwargs["rng"] = rng
     return datasets.make_task(name, n, T, seed=seed, dtype=dtype, **kwargs)
+
+
+class FreshSequences:
+    """Training sequences drawn anew for every batch (``--fresh-data``), as [MS11] trained.
+
+    :meth:`stream` returns a function ``draw(n)`` that gives the graph inputs
+    (:func:`task_arrays`) of ``n`` new sequences. Every stream starts from the
+    seed ``[seed, FRESH_STREAM]``, so every optimizer of a run draws from the
+    same stream, and no sequence is ever seen twice (up to chance repeats).
+    """
+
+    def __init__(self, name, T, seed, dtype="float64", bits=None):
+        self.name, self.T, self.seed, self.dtype, self.bits = name, T, seed, dtype, bits
+
+    def stream(self):
+        rng = np.random.default_rng([self.seed, FRESH_STREAM])
+        return lambda n: task_arrays(make_task(self.name, n, self.T, None, self.dtype, self.bits, rng=rng))
 
 
 def task_arrays(task):
@@ -434,10 +466,16 @@ def train_hf(model, train, valid, args):
     run = Run(label)
     run.compile_seconds = time.perf_counter() - t0
     log.info("%s: compiled in %.1fs", label, run.compile_seconds)
-    data = hf.Dataset(train[: len(inputs)], name="hf-train", batch_size=args.hf_batch, axis=1, rng=args.seed)
     cg = None
-    if args.cg_source == "cycle":  # a pass of its own through the shuffled training set, as Martens did
-        cg = hf.Dataset(train[: len(inputs)], name="hf-cg", batch_size=args.cg_batch, axis=1, rng=args.seed + 1)
+    if isinstance(train, FreshSequences):  # a new gradient batch (and CG batch, with cycle) every update
+        draw, k = train.stream(), len(inputs)
+        data = hf.Dataset(lambda: draw(args.hf_batch)[:k], name="hf-train", axis=1)
+        if args.cg_source == "cycle":
+            cg = hf.Dataset(lambda: draw(args.cg_batch)[:k], name="hf-cg", axis=1)
+    else:
+        data = hf.Dataset(train[: len(inputs)], name="hf-train", batch_size=args.hf_batch, axis=1, rng=args.seed)
+        if args.cg_source == "cycle":  # a pass of its own through the shuffled training set, as Martens did
+            cg = hf.Dataset(train[: len(inputs)], name="hf-cg", batch_size=args.cg_batch, axis=1, rng=args.seed + 1)
     iterator = opt.iterate(data, cg=cg, max_updates=None, patience=10**9)
 
     def step(_):
@@ -479,17 +517,26 @@ def train_first_order(model, train, valid, args, algo, learning_rate, seconds):
     run = Run(label)
     run.compile_seconds = time.perf_counter() - t0
     log.info("%s: compiled in %.1fs", label, run.compile_seconds)
-    arrays = train[:3]
-    n = arrays[0].shape[1]
-    rng = np.random.default_rng(args.seed)
+    if isinstance(train, FreshSequences):  # an epoch of FRESH_EPOCH new sequences, drawn batch by batch
+        draw = train.stream()
+        sizes = [min(batch, FRESH_EPOCH - start) for start in range(0, FRESH_EPOCH, batch)]
+
+        def batches():
+            return (draw(size)[:3] for size in sizes)
+    else:
+        arrays = train[:3]
+        n = arrays[0].shape[1]
+        rng = np.random.default_rng(args.seed)
+
+        def batches():
+            order = rng.permutation(n)
+            shuffled = [a[:, order] for a in arrays]
+            return ([a[:, start : start + batch] for a in shuffled] for start in range(0, n, batch))
 
     def epoch(time_left):
         t = time.perf_counter()
-        order = rng.permutation(n)
-        shuffled = [a[:, order] for a in arrays]
         total, seen = 0.0, 0
-        for start in range(0, n, batch):
-            part = [a[:, start : start + batch] for a in shuffled]
+        for part in batches():
             loss = float(train_step(*part))
             run.steps += 1
             total += loss * part[0].shape[1]
@@ -610,7 +657,10 @@ def parse_args(argv=None):
     p.add_argument("--nag-momentum", type=float, default=0.995, help="NAG momentum (default 0.995)")
     p.add_argument("--nag-batch", type=int, default=100, help="NAG mini-batch, sequences (default 100)")
     p.add_argument("--eval-every", type=float, default=1.0, help="least training seconds between held-out evaluations (default 1)")
-    p.add_argument("--train-size", type=int, default=20000, help="training sequences (default 20000)")
+    p.add_argument("--train-size", type=int, default=None, help="training sequences (default 20000)")
+    p.add_argument("--fresh-data", action="store_true",
+                   help="no fixed training set: draw new sequences for every HF update and first-order "
+                        "mini-batch, as [MS11] (excludes --train-size)")
     p.add_argument("--valid-size", type=int, default=2000, help="held-out sequences (default 2000)")
     p.add_argument("--target", type=float, default=0.99, help="held-out success rate that counts as solved (default 0.99)")
     p.add_argument("--no-stop", action="store_true", help="keep training after the target is reached")
@@ -637,9 +687,13 @@ def parse_args(argv=None):
         p.error("--no-hf needs --budget (Adam and NAG otherwise get the seconds HF used)")
     if args.hf_updates is None:
         args.hf_updates = HF_UPDATES if args.budget is None else 0
+    if args.fresh_data and args.train_size is not None:
+        p.error(f"--train-size {args.train_size} and --fresh-data exclude each other: fresh data has no training set")
+    if args.train_size is None and not args.fresh_data:
+        args.train_size = 20000
     for name in ("hidden", "max_cg", "hf_batch", "cg_batch", "adam_batch", "nag_batch", "train_size", "valid_size",
                  "T", "blas_threads"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if args.hf_updates < 0:
         p.error(f"--hf-updates must be >= 0, got {args.hf_updates}")
@@ -697,17 +751,21 @@ def main(argv=None) -> dict:
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     start = time.perf_counter()
     with _blas_threads(args.blas_threads):
-        train_task = make_task(args.task, args.train_size, args.T, args.seed, args.dtype, args.bits)
+        if args.fresh_data:
+            train = FreshSequences(args.task, args.T, args.seed, args.dtype, args.bits)
+            train_task = make_task(args.task, 1, args.T, args.seed, args.dtype, args.bits)  # its shapes only
+        else:
+            train_task = make_task(args.task, args.train_size, args.T, args.seed, args.dtype, args.bits)
+            train = task_arrays(train_task)
         valid_task = make_task(args.task, args.valid_size, args.T, args.seed + 10_000, args.dtype, args.bits)
-        train = task_arrays(train_task)
         weights = initial_weights(train_task.n_in, args.hidden, train_task.n_out, args.seed, init=args.init,
                                   input_scale=args.input_scale)
         model = RNN(weights, train_task.output, args.dtype)
         name = task_label(args.task, args.bits)
         log.info(
-            "%s, T=%d (%d steps), %d hidden units, %d parameters; %d training / %d held-out sequences",
+            "%s, T=%d (%d steps), %d hidden units, %d parameters; %s training / %d held-out sequences",
             name, args.T, train_task.T_total, args.hidden, sum(v.size for v in weights.values()),
-            args.train_size, args.valid_size,
+            "fresh" if args.fresh_data else args.train_size, args.valid_size,
         )
         hf_run = None if args.no_hf else train_hf(model, train, valid_task, args).summary()
         seconds = args.budget if args.budget is not None else hf_run["train_seconds"]

@@ -198,6 +198,54 @@ def test_rnn_example_default_budget_hf_updates_then_the_same_seconds_for_adam(tm
     _check_against_numpy(result, [hf_run, adam])
 
 
+def test_rnn_example_fresh_data_is_the_generator_with_its_documented_seed():
+    from hf import datasets
+
+    rnn = load_example("rnn")
+    stream = rnn.FreshSequences("temporal_order", 20, 4, bits=3).stream()
+    rng = np.random.default_rng([4, rnn.FRESH_STREAM])
+    first = None
+    for n in (3, 5):  # successive draws continue one generator
+        got = stream(n)
+        ref = datasets.make_task("temporal_order", n, 20, bits=3, rng=rng)
+        for g, r in zip(got, (ref.inputs, ref.dense_targets(), ref.target_mask, ref.mask)):
+            assert np.array_equal(g, r)
+        first = got if first is None else first
+    # a new stream starts over; its draws are not those of the fixed training set (seed 4)
+    again = rnn.FreshSequences("temporal_order", 20, 4, bits=3).stream()(3)
+    assert all(np.array_equal(a, b) for a, b in zip(again, first))
+    assert not np.array_equal(again[0], datasets.make_task("temporal_order", 3, 20, bits=3, seed=4).inputs)
+
+
+def test_rnn_example_fresh_data_draws_a_new_batch_for_every_update_and_mini_batch(tmp_path, monkeypatch):
+    """--fresh-data: HF draws --hf-batch new sequences per update (the CG batch is their head), Adam
+    --adam-batch per step, FRESH_EPOCH per epoch; nothing else is drawn, and no training set is made."""
+    pytest.importorskip("matplotlib")
+    rnn = load_example("rnn")
+    monkeypatch.setattr(rnn, "FRESH_EPOCH", 120)
+    draws, made = [], []
+    make_task = rnn.make_task
+
+    def counting(name, n, T, seed, dtype="float64", bits=None, rng=None):
+        (made if rng is None else draws).append(n)
+        return make_task(name, n, T, seed, dtype, bits, rng=rng)
+
+    monkeypatch.setattr(rnn, "make_task", counting)
+    tiny = [a for a in RNN_TINY]
+    for flag in ("--budget", "--train-size"):
+        del tiny[tiny.index(flag):tiny.index(flag) + 2]
+    result = rnn.main(["--task", "addition", "--T", "20", "--fresh-data", "--hf-updates", "3", "--adam-lrs", "0.01",
+                       "--out", str(tmp_path / "rnn.png"), *tiny])
+    hf_run, [adam] = result["hf"], result["adam"]
+    assert hf_run["updates"] == 3 and result["args"]["train_size"] is None
+    assert draws[:3] == [100, 100, 100]  # --hf-batch, one batch per update
+    adam_draws = draws[3:]
+    assert len(adam_draws) == adam["steps"] >= 1
+    assert adam_draws == ([50, 50, 20] * len(adam_draws))[: len(adam_draws)]  # epochs of 120, batches of 50
+    assert made == [1, 100]  # the shapes probe and the held-out set
+    _check_against_numpy(result, [hf_run, adam])
+
+
 def test_rnn_example_rejects_bad_arguments():
     rnn = load_example("rnn")
     with pytest.raises(SystemExit):
@@ -210,3 +258,5 @@ def test_rnn_example_rejects_bad_arguments():
         rnn.main(["--no-hf", "--adam-lrs", "1e-3"])  # without HF, Adam needs --budget
     with pytest.raises(SystemExit):
         rnn.main(["--task", "xor", "--bits", "3"])  # xor has no variants
+    with pytest.raises(SystemExit):
+        rnn.main(["--fresh-data", "--train-size", "100"])  # fresh data has no training set

@@ -79,6 +79,20 @@ def test_one_cell_appends_one_well_formed_line(tmp_path):
     assert m["cpu_count"] >= 1 and m["blas_threads"] == 1 and "OPENBLAS_NUM_THREADS" in m["env"]
 
 
+def test_a_fresh_data_cell_records_no_training_set(tmp_path):
+    bench = load_bench("pathological")
+    results = tmp_path / "cells.jsonl"
+    fresh = [a for a in TINY if a not in ("--train-size", "200")] + ["--fresh-data"]
+    record = bench.main(["--task", "xor", "--T", "20", "--optimizer", "hf-mu0", "--seed", "3", "--budget", "30",
+                         "--max-updates", "2", "--results", str(results), *fresh])
+    s = record["settings"]
+    assert (s["fresh_data"], s["train_size"]) == (True, None)
+    assert record["variant"] == {"hidden": 4, "fresh_data": True, "valid_size": 50, "hf_batch": 100,
+                                 "cg_batch": 20, "max_cg": 5}
+    assert "--train-size" not in record["reproduce"]["example_command"]
+    assert record["outcome"]["updates"] == 2
+
+
 def test_a_cell_cut_short_by_sigterm_still_leaves_its_record(tmp_path, monkeypatch):
     import os
     import signal
@@ -119,6 +133,13 @@ def test_cell_arguments_are_checked():
     assert (ex.task, ex.bits, ex.T, ex.seed, ex.budget, ex.init, ex.nag_lrs, ex.nag_momentum, ex.nag_batch) == (
         "memorization", 20, 10, 2, 600.0, "esn", [1e-5], 0.995, 100)
     assert ex.no_hf and ex.adam_lrs == [] and ex.hidden == 100 and ex.out is None and ex.eval_every == 2.0
+    # fresh data: no --train-size goes to the example, and none may be given
+    with pytest.raises(SystemExit):
+        bench.parse_args(base + ["--optimizer", "hf", "--train-size", "500", "--", "--fresh-data"])
+    args = bench.parse_args(["--task", "random_permutation", "--T", "30", "--seed", "1", "--budget", "10",
+                             "--optimizer", "hf", "--", "--fresh-data"])
+    ex = bench.example.parse_args(bench.example_argv(args))
+    assert ex.fresh_data and ex.train_size is None
 
 
 def _append_many(path, worker):
