@@ -128,10 +128,10 @@ def retention(weights, task, name, pairing_seed=0):
     return result
 
 
-def measure(bench_task, T, seed, init, hidden, n):
+def measure(bench_task, T, seed, init, hidden, n, input_scale=0.001):
     name, bits = SUITE[bench_task]
     task = example.make_task(name, n, T, seed + 10_000, bits=bits)  # the held-out sequences of the cell
-    weights = example.initial_weights(task.n_in, hidden, task.n_out, seed, init=init)
+    weights = example.initial_weights(task.n_in, hidden, task.n_out, seed, init=init, input_scale=input_scale)
     return retention(weights, task, name)
 
 
@@ -143,7 +143,12 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--inits", nargs="+", choices=INITS, default=list(INITS))
     p.add_argument("--sequences", type=int, default=300, help="sequences per measurement (default 300)")
-    return p.parse_args(argv)
+    p.add_argument("--input-scales", type=float, nargs="+", default=[0.001],
+                   help="esn: the scales of the input weights (default 0.001, the example's)")
+    args = p.parse_args(argv)
+    if any(not s > 0 for s in args.input_scales):
+        p.error(f"--input-scales must be > 0, got {args.input_scales}")
+    return args
 
 
 def main(argv=None):
@@ -151,13 +156,15 @@ def main(argv=None):
     print(f"retention at the scored step, T = {args.T}, {args.hidden} hidden units, seeds {args.seeds}: "
           "median over the seeds [min, max]")
     for bench_task in args.tasks:
-        for init in args.inits:
-            per_seed = [measure(bench_task, args.T, s, init, args.hidden, args.sequences) for s in args.seeds]
+        for init, scale in [(i, x) for i in args.inits for x in (args.input_scales if i == "esn" else [None])]:
+            per_seed = [measure(bench_task, args.T, s, init, args.hidden, args.sequences, scale or 0.001)
+                        for s in args.seeds]
             cells = []
             for k, (label, _) in enumerate(per_seed[0]):
                 values = [r[k][1] for r in per_seed]
                 cells.append(f"{label} {statistics.median(values):.1e} [{min(values):.0e}, {max(values):.0e}]")
-            print(f"{bench_task:20s} {init:6s}  " + "; ".join(cells))
+            name = init if scale is None else f"{init} {scale:g}"
+            print(f"{bench_task:20s} {name:10s}  " + "; ".join(cells))
 
 
 if __name__ == "__main__":

@@ -123,6 +123,21 @@ def test_esn_keeps_more_of_temporal_order_than_sparse(bench):
     assert esn[0][1] > 100 * sparse[0][1]
 
 
+def test_retention_does_not_depend_on_a_small_input_scale(bench):
+    """With tiny input weights every hidden state is small, tanh is the identity to first order and the
+    whole network is linear in the inputs' drive: changing the scale multiplies every state and every
+    difference by the same factor, so the ratio retention measures stays put (to O(scale^2))."""
+    small = bench.measure("addition", 30, 2, "esn", 16, 100, input_scale=1e-5)
+    smaller = bench.measure("addition", 30, 2, "esn", 16, 100, input_scale=1e-6)
+    for (label, a), (other, b) in zip(small, smaller):
+        assert label == other and a == pytest.approx(b, rel=1e-3)
+    # far from that regime the scale matters: at full scale the first operand is washed out
+    full = bench.measure("addition", 30, 2, "esn", 16, 100, input_scale=1.0)
+    assert full[0][1] < small[0][1] / 10
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--input-scales", "0"])
+
+
 def test_unknown_task_is_a_clear_error(bench):
     task = bench.example.make_task("addition", 4, 20, 1)
     with pytest.raises(ValueError, match="no informative inputs known for task 'bogus'"):
