@@ -74,8 +74,9 @@ ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False, "cold_restar
 #: today's, so a cell that was plain before the change is labelled with the old values, and one that
 #: ran today's defaults as flags before they were defaults counts as plain.
 CHANGED_DEFAULTS = {
-    "hf": {"max_cg": (100, 300), "shrink_warm_start": (False, True)},
-    "hf-mu0": {"max_cg": (100, 300), "shrink_warm_start": (False, True)},
+    "hf": {"max_cg": (100, 300), "shrink_warm_start": (False, True), "init": ("sparse", "esn")},
+    "hf-mu0": {"max_cg": (100, 300), "shrink_warm_start": (False, True), "init": ("sparse", "esn")},
+    "adam": {"init": ("sparse", "esn")},
 }
 HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures",
           "s per update")
@@ -277,12 +278,13 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
-def longest(rows, *, at_least=2, fraction=2 / 3):
+def longest(rows, *, at_least=2, fraction=2 / 3, variant=""):
     """The longest T each optimizer family solved robustly, per task.
 
     A cell counts as solved robustly when at least ``at_least`` of its seeds
     and at least ``fraction`` of them were solved. Only plain cells count
-    (no ``-- FLAG`` variant); for Adam and NAG the best learning rate of each
+    (no ``-- FLAG`` variant), or with ``variant`` the cells of that label
+    (e.g. :data:`EARLIER`); for Adam and NAG the best learning rate of each
     T. Returns ``{task: {family: (T, solved, n) or None}}`` and, per task and
     family, the longest T tried as ``{task: {family: (T, solved, n)}}``.
     """
@@ -290,7 +292,7 @@ def longest(rows, *, at_least=2, fraction=2 / 3):
     for r in rows:
         best.setdefault(r["task"], {})  # a task with no plain cell still gets its line
         tried.setdefault(r["task"], {})
-        if r["variant"] or r["cut_short"]:
+        if r["variant"] != variant or r["cut_short"]:
             continue
         family = r["optimizer_key"]
         mine_best = best.setdefault(r["task"], {})
@@ -306,27 +308,38 @@ def longest(rows, *, at_least=2, fraction=2 / 3):
     return best, tried
 
 
+#: The label of the cells that ran the example's defaults before the latest change (the initialization):
+#: the longest-T table shows them beside today's, so that no result disappears from it with the change.
+EARLIER = "init=sparse"
 LONGEST_INTRO = ("The longest T solved on at least 2 seeds and at least 2/3 of the seeds run, per optimizer "
-                 "(plain settings; Adam and NAG: their best learning rate), and the longest T tried:")
+                 f"(plain settings; after ·, the cells of the defaults before the last change, {EARLIER}; "
+                 "Adam and NAG: their best learning rate), and the longest T tried:")
+
+
+def _longest_text(b, t):
+    if t is None:
+        return "not run"
+    if b is None:
+        return f"– (T={t[0]}: {t[1]}/{t[2]})"
+    if t[0] > b[0]:
+        return f"**{b[0]}** ({b[1]}/{b[2]}); T={t[0]}: {t[1]}/{t[2]}"
+    return f"**{b[0]}** ({b[1]}/{b[2]})"
 
 
 def longest_markdown(rows):
     """Markdown: per task, the longest T solved on ≥ 2 seeds and ≥ 2/3 of them, per optimizer family."""
     best, tried = longest(rows)
+    earlier_best, earlier_tried = longest(rows, variant=EARLIER)
     titles = [title for _, title in FAMILIES]
     lines = ["| task | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
     for task in sorted(best, key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t)):
         texts = []
         for family, _ in FAMILIES:
-            b, t = best[task].get(family), tried[task].get(family)
-            if t is None:
-                texts.append("not run")
-            elif b is None:
-                texts.append(f"– (T={t[0]}: {t[1]}/{t[2]})")
-            elif t[0] > b[0]:
-                texts.append(f"**{b[0]}** ({b[1]}/{b[2]}); T={t[0]}: {t[1]}/{t[2]}")
-            else:
-                texts.append(f"**{b[0]}** ({b[1]}/{b[2]})")
+            text = _longest_text(best[task].get(family), tried[task].get(family))
+            t = earlier_tried[task].get(family)
+            if t is not None:
+                text += f" · {EARLIER}: " + _longest_text(earlier_best[task].get(family), t)
+            texts.append(text)
         label = TASK_LABELS.get(task, task)
         lines.append(f"| {label} | " + " | ".join(texts) + " |")
     return "\n".join(lines) + "\n"

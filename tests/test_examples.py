@@ -94,7 +94,7 @@ def _check_against_numpy(result, runs):
 
 
 def _check_initial_weights(weights, n_in, hidden, n_out):
-    """The sparse initialization of the docstring: biases 0, ``W_rec`` at spectral radius 1.1."""
+    """The initialization of the docstring (either kind): biases 0, ``W_rec`` at spectral radius 1.1."""
     shapes = {"W_in": (n_in, hidden), "W_rec": (hidden, hidden), "b": (hidden,), "W_out": (hidden, n_out),
               "c": (n_out,)}
     assert {k: np.shape(v) for k, v in weights.items()} == shapes
@@ -133,6 +133,8 @@ def test_rnn_example_addition(tmp_path):
     valid = result["valid"]
     assert (valid.name, valid.T, valid.n_sequences) == ("addition", 20, 100)
     _check_initial_weights(result["weights"], n_in=2, hidden=8, n_out=1)
+    # the default initialization is ESN-style: dense input weights of scale 0.001
+    assert np.all(result["weights"]["W_in"] != 0) and 1e-5 < np.std(result["weights"]["W_in"]) < 1e-2
     _check_run(result["hf"], label="HF (mu=0.03)")
     # HF's first update already fits the mean of the targets: the held-out loss drops.
     assert result["hf"]["loss"] < result["hf"]["curve"]["loss"][0]
@@ -146,12 +148,14 @@ def test_rnn_example_addition(tmp_path):
     _check_against_numpy(result, [result["hf"], *result["adam"]])
 
 
-def test_rnn_example_memorization_without_structural_damping(tmp_path):
-    result = _run_rnn(tmp_path, "--task", "memorization", "--T", "5", "--mu", "0", "--no-adam")
+def test_rnn_example_memorization_without_structural_damping_from_the_sparse_initialization(tmp_path):
+    result = _run_rnn(tmp_path, "--task", "memorization", "--T", "5", "--mu", "0", "--no-adam", "--init", "sparse")
 
     valid = result["valid"]
     assert (valid.name, valid.T, valid.n_sequences, valid.n_out) == ("memorization", 5, 100, 3)
     _check_initial_weights(result["weights"], n_in=4, hidden=8, n_out=3)
+    # sparse [MS11]: N(0, 1) input weights, all 4 of them per unit (fewer inputs than 15)
+    assert np.all(result["weights"]["W_in"] != 0) and 0.3 < np.std(result["weights"]["W_in"]) < 3.0
     _check_run(result["hf"], label="HF (mu=0)")
     assert result["adam"] == [] and result["adam_best"] is None
     _check_against_numpy(result, [result["hf"]])

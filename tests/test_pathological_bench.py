@@ -337,6 +337,36 @@ def test_cells_are_labelled_against_todays_defaults_after_the_defaults_changed()
     assert best["memorization_5bit"]["hf"] == (50, 2, 2)
 
 
+def test_the_initialization_default_change_relabels_hf_and_adam_cells_but_not_nag():
+    """``init`` sparse -> esn for HF and Adam (one initialization for both); NAG always ran from esn."""
+    report = load_bench("pathological_report")
+
+    def rec(optimizer, seed, init, variant, solved, lr=None):
+        r = _record("addition", 50, optimizer, seed, solved, 1.0 if solved else 0.5, time=10.0 if solved else None,
+                    updates=5 if solved else None, variant=variant, lr=lr)
+        r["settings"]["init"] = init
+        return r
+
+    records = [
+        rec("hf", 1, "sparse", {}, False),                # plain before the change
+        rec("hf", 2, "esn", {"init": "esn"}, True),       # today's default as a flag before the change
+        rec("hf", 3, "esn", {}, True),                    # plain after it
+        rec("adam", 1, "sparse", {}, False, lr=1e-3),     # plain before the change
+        rec("nag", 1, "esn", {}, False, lr=1e-4),         # the NAG cell's own flags: always esn
+    ]
+    for i, r in enumerate(records):
+        r["_line"] = i
+    rows = {(r["optimizer"], r["variant"]): (r["solved"], r["n"]) for r in report.cells(records)}
+    assert rows == {("HF μ=0.03", "init=sparse"): (0, 1),
+                    ("HF μ=0.03", ""): (2, 2),
+                    ("Adam lr=0.001", "init=sparse"): (0, 1),
+                    ("NAG lr=0.0001", ""): (0, 1)}
+    # The longest-T table keeps the cells of the earlier initialization beside today's.
+    assert report.longest_markdown(report.cells(records)).splitlines()[2] == (
+        "| addition | **50** (2/2) · init=sparse: – (T=50: 0/1) | not run | not run · init=sparse: – (T=50: 0/1) "
+        "| – (T=50: 0/1) |")
+
+
 @pytest.mark.parametrize("content", [None, "", "\n\n"])
 def test_report_of_an_empty_or_missing_file_is_an_empty_table(tmp_path, capsys, content):
     report = load_bench("pathological_report")
