@@ -108,10 +108,9 @@ Run::
     python examples/rnn.py --T 100 --hidden 100 --budget 1800
     python examples/rnn.py --no-hf --no-adam --nag-lrs 1e-4 --init esn --budget 300
 
-The defaults finish in under five minutes on an otherwise idle core, compilation
-included (4 min 9 s pinned to one core while a benchmark ran on the other): HF
-solves addition at T=30 in 84 updates (74 training seconds there), and the two
-Adam runs take as long each; three times the HF time is the whole run's scale. OpenBLAS is limited to one thread
+The defaults take about four minutes on an otherwise idle machine (226 s with
+the compile cache warm, 2 cores; compiling adds about a minute): HF solves addition at T=30 in 86 updates
+(68 training seconds there), and the two Adam runs take as long each; three times the HF time is the whole run's scale. OpenBLAS is limited to one thread
 (``--blas-threads``): with the small matrices of this model, and other work on
 the machine, more threads are much slower. ``bench/pathological.py`` runs one
 (task, T, optimizer, seed) cell of this script and records it.
