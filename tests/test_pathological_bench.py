@@ -225,6 +225,13 @@ EXPECTED = """\
 """
 
 
+def _cells(report, records):
+    """``report.cells`` of hand-made records, numbered by position as the reader numbers file lines."""
+    for i, r in enumerate(records):
+        r["_line"] = i
+    return report.cells(records)
+
+
 def test_report_builds_the_table_of_known_cells(tmp_path, capsys):
     report = load_bench("pathological_report")
     path = tmp_path / "cells.jsonl"
@@ -267,9 +274,7 @@ def test_a_cell_cut_short_is_kept_apart_and_not_counted():
     cut["outcome"]["stop"] = "interrupted"
     cut_but_solved = _record("addition", 30, "hf", 3, True, 1.0, time=5.0, updates=9)
     cut_but_solved["outcome"]["stop"] = "interrupted"  # it solved before the signal: a full result
-    for i, r in enumerate((done, cut, cut_but_solved)):
-        r["_line"] = i
-    rows = report.cells([done, cut, cut_but_solved])
+    rows = _cells(report, [done, cut, cut_but_solved])
     assert [(r["budget"], r["solved"], r["n"]) for r in rows] == [("600 s", 1, 2), ("600 s, cut short", 0, 1)]
     assert report.longest(rows)[1]["addition"]["hf"] == (30, 1, 2)
 
@@ -292,9 +297,7 @@ def test_longest_T_needs_two_seeds_and_two_thirds_of_them():
         *[_record("addition", 40, "adam", s, s != 4, 1.0 if s != 4 else 0.2, time=1.0 if s != 4 else None,
                   updates=1 if s != 4 else None, lr=3e-3, unit="epochs") for s in (1, 2, 3, 4)],
     ]
-    for i, r in enumerate(records):
-        r["_line"] = i
-    rows = report.cells(records)
+    rows = _cells(report, records)
     best, tried = report.longest(rows)
     assert best["addition"]["hf"] == (30, 2, 3)
     assert tried["addition"]["hf"] == (70, 1, 1)
@@ -326,9 +329,7 @@ def test_cells_are_labelled_against_todays_defaults_after_the_defaults_changed()
         old(1, False, {"max_cg": 300}, {"max_cg": 300}),
         _record("memorization_5bit", 50, "adam", 1, False, 0.9, lr=1e-3, unit="epochs"),
     ]
-    for i, r in enumerate(records):
-        r["_line"] = i
-    rows = {(r["optimizer"], r["variant"]): (r["solved"], r["n"]) for r in report.cells(records)}
+    rows = {(r["optimizer"], r["variant"]): (r["solved"], r["n"]) for r in _cells(report, records)}
     assert rows == {("HF μ=0.03", "max_cg=100, shrink_warm_start=False"): (1, 2),
                     ("HF μ=0.03", ""): (2, 2),
                     ("HF μ=0.03", "shrink_warm_start=False"): (0, 1),
@@ -354,9 +355,7 @@ def test_the_initialization_default_change_relabels_hf_and_adam_cells_but_not_na
         rec("adam", 1, "sparse", {}, False, lr=1e-3),     # plain before the change
         rec("nag", 1, "esn", {}, False, lr=1e-4),         # the NAG cell's own flags: always esn
     ]
-    for i, r in enumerate(records):
-        r["_line"] = i
-    rows = {(r["optimizer"], r["variant"]): (r["solved"], r["n"]) for r in report.cells(records)}
+    rows = {(r["optimizer"], r["variant"]): (r["solved"], r["n"]) for r in _cells(report, records)}
     assert rows == {("HF μ=0.03", "init=sparse"): (0, 1),
                     ("HF μ=0.03", ""): (2, 2),
                     ("Adam lr=0.001", "init=sparse"): (0, 1),
