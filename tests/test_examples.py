@@ -250,6 +250,31 @@ def test_rnn_example_fresh_data_draws_a_new_batch_for_every_update_and_mini_batc
     _check_against_numpy(result, [hf_run, adam])
 
 
+def test_rnn_example_fresh_data_with_cg_cycle_draws_a_separate_cg_batch_every_update(tmp_path, monkeypatch):
+    """--fresh-data --cg-source cycle: every HF update draws --hf-batch sequences for the gradient and
+    --cg-batch more for the curvature products, from the one stream of the run."""
+    pytest.importorskip("matplotlib")
+    rnn = load_example("rnn")
+    draws = []
+    make_task = rnn.make_task
+
+    def counting(name, n, T, seed, dtype="float64", bits=None, rng=None):
+        if rng is not None:
+            draws.append(n)
+        return make_task(name, n, T, seed, dtype, bits, rng=rng)
+
+    monkeypatch.setattr(rnn, "make_task", counting)
+    tiny = [a for a in RNN_TINY]
+    for flag in ("--budget", "--train-size"):
+        del tiny[tiny.index(flag):tiny.index(flag) + 2]
+    result = rnn.main(["--task", "addition", "--T", "20", "--fresh-data", "--cg-source", "cycle", "--hf-updates", "2",
+                       "--no-adam", "--out", str(tmp_path / "rnn.png"), *tiny])
+    hf_run = result["hf"]
+    assert hf_run["updates"] == 2
+    assert draws == [100, 50, 100, 50]  # per update: the gradient batch, then its own CG batch
+    _check_against_numpy(result, [hf_run])
+
+
 def test_rnn_example_rejects_bad_arguments():
     rnn = load_example("rnn")
     with pytest.raises(SystemExit):
