@@ -13,8 +13,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,examples,mpi]'
 	touch $@
 
+# One pytest worker per core (at most four; pytest-xdist), each test file on one worker so the
+# functions a file compiles once are reused; one BLAS thread per worker, so workers do not contend.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q --durations=15 tests
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=15 -n auto --maxprocesses=4 --dist loadfile tests
 
 demo: $(VENV)/.installed
 	$(PY) examples/rnn.py
