@@ -221,12 +221,15 @@ def test_rnn_example_fresh_data_is_the_generator_with_its_documented_seed():
     assert not np.array_equal(again[0], datasets.make_task("temporal_order", 3, 20, bits=3, seed=4).inputs)
 
 
-def test_rnn_example_fresh_data_draws_a_new_batch_for_every_update_and_mini_batch(tmp_path, monkeypatch):
-    """--fresh-data: HF draws --hf-batch new sequences per update (the CG batch is their head), Adam
-    --adam-batch per step, FRESH_EPOCH per epoch; nothing else is drawn, and no training set is made."""
-    pytest.importorskip("matplotlib")
-    rnn = load_example("rnn")
-    monkeypatch.setattr(rnn, "FRESH_EPOCH", 120)
+#: RNN_TINY for --fresh-data: no training set, and the run bounded by --hf-updates instead of seconds.
+RNN_TINY_FRESH = list(RNN_TINY)
+for _flag in ("--budget", "--train-size"):
+    del RNN_TINY_FRESH[RNN_TINY_FRESH.index(_flag):RNN_TINY_FRESH.index(_flag) + 2]
+
+
+def _count_task_draws(rnn, monkeypatch):
+    """Patch the example's ``make_task`` to log sizes: ``(draws, made)``, the sequences drawn from a
+    fresh stream (``rng`` given) and the tasks made from a seed, in call order."""
     draws, made = [], []
     make_task = rnn.make_task
 
@@ -235,11 +238,18 @@ def test_rnn_example_fresh_data_draws_a_new_batch_for_every_update_and_mini_batc
         return make_task(name, n, T, seed, dtype, bits, rng=rng)
 
     monkeypatch.setattr(rnn, "make_task", counting)
-    tiny = [a for a in RNN_TINY]
-    for flag in ("--budget", "--train-size"):
-        del tiny[tiny.index(flag):tiny.index(flag) + 2]
+    return draws, made
+
+
+def test_rnn_example_fresh_data_draws_a_new_batch_for_every_update_and_mini_batch(tmp_path, monkeypatch):
+    """--fresh-data: HF draws --hf-batch new sequences per update (the CG batch is their head), Adam
+    --adam-batch per step, FRESH_EPOCH per epoch; nothing else is drawn, and no training set is made."""
+    pytest.importorskip("matplotlib")
+    rnn = load_example("rnn")
+    monkeypatch.setattr(rnn, "FRESH_EPOCH", 120)
+    draws, made = _count_task_draws(rnn, monkeypatch)
     result = rnn.main(["--task", "addition", "--T", "20", "--fresh-data", "--hf-updates", "3", "--adam-lrs", "0.01",
-                       "--out", str(tmp_path / "rnn.png"), *tiny])
+                       "--out", str(tmp_path / "rnn.png"), *RNN_TINY_FRESH])
     hf_run, [adam] = result["hf"], result["adam"]
     assert hf_run["updates"] == 3 and result["args"]["train_size"] is None
     assert draws[:3] == [100, 100, 100]  # --hf-batch, one batch per update
@@ -255,20 +265,9 @@ def test_rnn_example_fresh_data_with_cg_cycle_draws_a_separate_cg_batch_every_up
     --cg-batch more for the curvature products, from the one stream of the run."""
     pytest.importorskip("matplotlib")
     rnn = load_example("rnn")
-    draws = []
-    make_task = rnn.make_task
-
-    def counting(name, n, T, seed, dtype="float64", bits=None, rng=None):
-        if rng is not None:
-            draws.append(n)
-        return make_task(name, n, T, seed, dtype, bits, rng=rng)
-
-    monkeypatch.setattr(rnn, "make_task", counting)
-    tiny = [a for a in RNN_TINY]
-    for flag in ("--budget", "--train-size"):
-        del tiny[tiny.index(flag):tiny.index(flag) + 2]
+    draws, _made = _count_task_draws(rnn, monkeypatch)
     result = rnn.main(["--task", "addition", "--T", "20", "--fresh-data", "--cg-source", "cycle", "--hf-updates", "2",
-                       "--no-adam", "--out", str(tmp_path / "rnn.png"), *tiny])
+                       "--no-adam", "--out", str(tmp_path / "rnn.png"), *RNN_TINY_FRESH])
     hf_run = result["hf"]
     assert hf_run["updates"] == 2
     assert draws == [100, 50, 100, 50]  # per update: the gradient batch, then its own CG batch
