@@ -303,7 +303,9 @@ def test_longest_T_needs_two_seeds_and_two_thirds_of_them():
     assert tried["addition"]["hf"] == (70, 1, 1)
     assert best["addition"]["adam"] == (40, 3, 4)
     assert report.longest_markdown(rows).splitlines()[2] == (
-        "| addition | **30** (2/3); T=70: 1/1 | not run | **40** (3/4) | not run |")
+        "| addition | **30** (2/3); T=70: 1/1 | not run | **40** (3/4) | not run | **100** (3/3, cg_decay=0) |")
+    # The last column: any one setting of HF μ=0.03, the variant's 3/3 at T=100 included.
+    assert report.longest_any(rows)["addition"] == (100, 3, 3, "cg_decay=0")
 
 
 def test_cells_are_labelled_against_todays_defaults_after_the_defaults_changed():
@@ -363,7 +365,31 @@ def test_the_initialization_default_change_relabels_hf_and_adam_cells_but_not_na
     # The longest-T table keeps the cells of the earlier initialization beside today's.
     assert report.longest_markdown(report.cells(records)).splitlines()[2] == (
         "| addition | **50** (2/2) · init=sparse: – (T=50: 0/1) | not run | not run · init=sparse: – (T=50: 0/1) "
-        "| – (T=50: 0/1) |")
+        "| – (T=50: 0/1) | **50** (2/2, defaults) |")
+
+
+def test_longest_with_any_one_setting_prefers_longer_T_then_the_plain_cell_then_fraction():
+    report = load_bench("pathological_report")
+
+    def rec(T, seed, solved, **variant):
+        r = _record("memorization_5bit", T, "hf", seed, solved, 1.0 if solved else 0.3,
+                    time=10.0 if solved else None, updates=5 if solved else None, variant=variant)
+        r["settings"].update(variant)
+        return r
+
+    records = [
+        *[rec(50, s, s != 3) for s in (1, 2, 3)],                       # plain: 2/3 at T=50
+        *[rec(50, s, True, hidden=100) for s in (1, 2, 3)],             # 3/3 at T=50: the plain cell still wins
+        *[rec(100, s, s != 1, hidden=100) for s in (1, 2, 3)],          # 2/3 at T=100: the longest
+        *[rec(100, s, s != 2, input_scale=0.1) for s in (1, 2, 3)],     # 2/3 at T=100, longer label
+        *[rec(200, s, s == 1, hidden=100) for s in (1, 2, 3)],          # 1/3 at T=200: not robust
+        *[_record("memorization_5bit", 400, "adam", s, True, 1.0, time=1.0, updates=1, lr=1e-3, unit="epochs")
+          for s in (1, 2)],                                             # another family: not counted
+    ]
+    rows = _cells(report, records)
+    assert report.longest_any(rows) == {"memorization_5bit": (100, 2, 3, "hidden=100")}
+    assert report.longest_any([r for r in rows if r["T"] == 50]) == {"memorization_5bit": (50, 2, 3, "")}
+    assert report.longest_markdown(rows).splitlines()[2].endswith("| **100** (2/3, hidden=100) |")
 
 
 @pytest.mark.parametrize("content", [None, "", "\n\n"])
@@ -378,5 +404,6 @@ def test_report_of_an_empty_or_missing_file_is_an_empty_table(tmp_path, capsys, 
     assert rows == []
     assert out.startswith("| task | T | optimizer | budget | solved | median time to solve | best success of the failures"
                           " | s per update |\n|---|---|---|---|---|---|---|---|\n\n")
-    assert "| task | HF μ=0.03 | HF μ=0 | Adam | NAG |\n|---|---|---|---|---|\n\n0 records, 0 cells" in out
+    assert ("| task | HF μ=0.03 | HF μ=0 | Adam | NAG | HF μ=0.03, any one setting |\n|---|---|---|---|---|---|\n\n"
+            "0 records, 0 cells") in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
