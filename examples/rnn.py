@@ -106,13 +106,17 @@ Run::
     python examples/rnn.py --task memorization      # T=20 blank steps
     python examples/rnn.py --task temporal_order --bits 3 --T 50
     python examples/rnn.py --T 100 --hidden 100 --budget 1800
-    python examples/rnn.py --task xor --T 50 --input-scale 0.1 --no-adam --budget 1800
+    python examples/rnn.py --task xor --T 50 --input-scale 0.1 --hidden 100 --no-adam --budget 1800
     python examples/rnn.py --task memorization --bits 20 --T 50 --hidden 100 --no-adam --budget 1800
+    python examples/rnn.py --task memorization --T 100 --hidden 100 --no-adam --budget 1800
     python examples/rnn.py --no-hf --no-adam --nag-lrs 1e-4 --init esn --budget 300
 
 xor needs input weights large enough for the tanh units to multiply the two
-marked bits (``--input-scale 0.1``; 1 of 3 seeds at T=50), 20-bit
-memorization [MS11]'s 100 units; ``docs/pathological.md`` has the cells.
+marked bits (``--input-scale 0.1``) and [MS11]'s 100 units (2 of 3 seeds at
+T=50 with both); 20-bit memorization, and 5-bit memorization at T=100, need
+the 100 units (3 of 3 seeds each). 32 units stay the default: 100 cost 4-5x
+per update and were slower on addition. ``docs/pathological.md`` has the
+cells.
 
 The defaults take about four minutes on an otherwise idle machine (226 s with
 the compile cache warm, 2 cores; compiling adds about a minute): HF solves addition at T=30 in 86 updates
