@@ -308,6 +308,10 @@ def longest(rows, *, at_least=2, fraction=2 / 3, variant=""):
     return best, tried
 
 
+def _any_rank(t, solved, n, variant):
+    return (t, variant == "", solved / n, -len(variant))
+
+
 def longest_any(rows, *, family="hf", at_least=2, fraction=2 / 3):
     """The longest T ``family`` solved robustly with any one setting, per task.
 
@@ -325,12 +329,8 @@ def longest_any(rows, *, family="hf", at_least=2, fraction=2 / 3):
             continue
         if not (r["solved"] >= at_least and r["solved"] >= fraction * r["n"]):
             continue
-
-        def rank(t, solved, n, variant):
-            return (t, variant == "", solved / n, -len(variant))
-
         mine = (r["T"], r["solved"], r["n"], r["variant"])
-        if best[r["task"]] is None or rank(*mine) > rank(*best[r["task"]]):
+        if best[r["task"]] is None or _any_rank(*mine) > _any_rank(*best[r["task"]]):
             best[r["task"]] = mine
     return best
 
@@ -347,7 +347,7 @@ EARLIER = "init=sparse"
 LONGEST_INTRO = ("The longest T solved on at least 2 seeds and at least 2/3 of the seeds run, per optimizer "
                  f"(plain settings; after ·, the cells of the defaults before the last change, {EARLIER}; "
                  "Adam and NAG: their best learning rate), and the longest T tried; the last column is the "
-                 "longest T HF μ=0.03 solved so with any one setting, and that setting:")
+                 "longest T HF μ=0.03 solved by that rule with any one setting, and the setting:")
 
 
 def _longest_text(b, t):
