@@ -278,6 +278,11 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+def _robust(row, at_least, fraction):
+    """Whether a cell solved at least ``at_least`` seeds and at least ``fraction`` of those it ran."""
+    return row["solved"] >= at_least and row["solved"] >= fraction * row["n"]
+
+
 def longest(rows, *, at_least=2, fraction=2 / 3, variant=""):
     """The longest T each optimizer family solved robustly, per task.
 
@@ -298,8 +303,7 @@ def longest(rows, *, at_least=2, fraction=2 / 3, variant=""):
         mine_best = best.setdefault(r["task"], {})
         mine_tried = tried.setdefault(r["task"], {})
         mine_best.setdefault(family, None)
-        robust = r["solved"] >= at_least and r["solved"] >= fraction * r["n"]
-        if robust and (mine_best[family] is None or (r["T"], r["solved"] / r["n"]) > (
+        if _robust(r, at_least, fraction) and (mine_best[family] is None or (r["T"], r["solved"] / r["n"]) > (
                 mine_best[family][0], mine_best[family][1] / mine_best[family][2])):
             mine_best[family] = (r["T"], r["solved"], r["n"])
         old = mine_tried.get(family)
@@ -327,7 +331,7 @@ def longest_any(rows, *, family="hf", at_least=2, fraction=2 / 3):
         best.setdefault(r["task"], None)
         if r["optimizer_key"] != family or r["cut_short"]:
             continue
-        if not (r["solved"] >= at_least and r["solved"] >= fraction * r["n"]):
+        if not _robust(r, at_least, fraction):
             continue
         mine = (r["T"], r["solved"], r["n"], r["variant"])
         if best[r["task"]] is None or _any_rank(*mine) > _any_rank(*best[r["task"]]):
