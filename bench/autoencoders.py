@@ -281,17 +281,23 @@ def run_cell(opts):
     }
 
 
-def tuned(problem, method, path=RESULTS):
-    """The grid setting of ``method`` with the lowest final training error on the tuning seed, as arguments."""
-    runs = [r for r in records.read_records(path) if r["problem"] == problem and r["method"] == method
+def setting_args(record):
+    """The first-order setting of a record, as command-line arguments."""
+    args = ["--lr", str(record["settings"]["lr"])]
+    if record["method"] == "nag":
+        args += ["--mu-max", str(record["settings"]["mu_max"])]
+    return args
+
+
+def tuned(problem, method, path=RESULTS, rows=None):
+    """The grid setting of ``method`` with the lowest final training error on the tuning seed, as arguments
+    (None before any tuning run of it has finished)."""
+    rows = records.read_records(path) if rows is None else rows
+    runs = [r for r in rows if r["problem"] == problem and r["method"] == method
             and r["seed"] == TUNING_SEED and r["budget"] == TUNING_BUDGET]
     if not runs:
         return None
-    best = min(runs, key=lambda r: r["train_error"] if r["train_error"] is not None else math.inf)
-    args = ["--lr", str(best["settings"]["lr"])]
-    if method == "nag":
-        args += ["--mu-max", str(best["settings"]["mu_max"])]
-    return args
+    return setting_args(min(runs, key=lambda r: r["train_error"] if r["train_error"] is not None else math.inf))
 
 
 #: The HF variant the project found better than [Mart10]'s settings on one core (named in the report).
@@ -314,14 +320,12 @@ def queue(name, path=RESULTS):
     cells = []
     for seed in seeds:
         base = ["--problem", problem, "--seed", str(seed), "--budget", budget]
-        cells += [base + ["--method", "hf"], base + ["--method", "hf"] + HF_FAST]
-        for method in ("adam", "nag"):
-            setting = tuned(problem, method, path)
-            if setting is not None:
-                cells.append(base + ["--method", method] + setting)
-        adam = tuned(problem, "adam", path)
-        if adam is not None:
-            cells.append(base + ["--method", "adam-hf"] + adam + HF_FAST)
+        adam, nag = tuned(problem, "adam", path), tuned(problem, "nag", path)
+        # the pair that matters most first, so a session that ends early leaves a comparison
+        cells += [base + ["--method", "adam"] + adam] if adam else []
+        cells += [base + ["--method", "hf"] + HF_FAST, base + ["--method", "hf"]]
+        cells += [base + ["--method", "nag"] + nag] if nag else []
+        cells += [base + ["--method", "adam-hf"] + adam + HF_FAST] if adam else []
     return cells
 
 

@@ -1,0 +1,210 @@
+"""Where HF wins, and where it does not: the autoencoder table, the grids and the picture, from the records.
+
+Reads ``bench/results/autoencoders.jsonl`` (``bench/autoencoders.py``) and
+writes Markdown:
+
+* the **head-to-head table**: per problem and budget, each method (the
+  first-order ones at their tuned setting) with the median over the reported
+  seeds of the training error (the optimization result [Mart10]_ reports) and
+  of the test error, at the budget; and for HF and Adam→HF on how many seeds
+  they end below the best first-order method of the same seed at equal
+  seconds;
+* the **grids**: every tuning run (seed 0, short budget) with its final
+  training error, the chosen setting marked, and the grid's cost in core
+  seconds;
+* a PNG of training error against seconds (median over seeds).
+
+Errors at equal seconds are read off each run's curve: the last point at or
+before that second.
+
+Run::
+
+    python bench/head_to_head_report.py                       # the tables, on standard output
+    python bench/head_to_head_report.py --png docs/head_to_head.png --readme README.md \\
+        --doc docs/head_to_head.md
+
+``--readme`` replaces the text between the markers
+``<!-- head-to-head:start -->`` and ``<!-- head-to-head:end -->`` in that
+file with the head-to-head table; ``--doc`` does the same in the doc page with
+the grids as well.
+
+References
+----------
+.. [Mart10] J. Martens, "Deep learning via Hessian-free optimization", ICML 2010.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import autoencoders as ae  # noqa: E402
+import records  # noqa: E402
+
+START, END = "<!-- head-to-head:start -->", "<!-- head-to-head:end -->"
+FIRST_ORDER = ("adam", "nag")
+
+
+def label(r):
+    """A method's name with the settings that tell its cells apart."""
+    s = r["settings"]
+    if r["method"] == "adam":
+        return f"Adam (Kingma & Ba), lr {s['lr']:g}"
+    if r["method"] == "nag":
+        return f"NAG, lr {s['lr']:g}, μ_max {s['mu_max']:g}"
+    hf = "HF [Mart10]" if s.get("cg_batch") is None and s.get("grad_batch") is None else (
+        f"HF, gradient {s.get('grad_batch') or 'all'}, CG {s.get('cg_batch')}"
+        + (f", ρ on CG batch" if s.get("rho_batch") == "cg" else ""))
+    if r["method"] == "adam-hf":
+        return f"Adam lr {s['lr']:g} for {s['switch']:.0%}, then {hf}"
+    return hf
+
+
+def error_at(r, seconds, key="train_error"):
+    """The run's error at ``seconds``: its last curve point at or before them."""
+    points = [p for p in r["curve"] if p["seconds"] <= seconds + 1e-9 and p.get(key) is not None]
+    return points[-1][key] if points else math.nan
+
+
+def _median(xs):
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    return statistics.median(xs) if xs else math.nan
+
+
+def _fmt(x):
+    return "–" if x is None or not math.isfinite(x) else f"{x:.3g}" if x < 10 else f"{x:.1f}"
+
+
+def reported(rows):
+    """The reported cells (seeds other than the tuning seed), grouped by (problem, budget, label)."""
+    groups = {}
+    for r in rows:
+        if r["seed"] == ae.TUNING_SEED and r["budget"] == ae.TUNING_BUDGET:
+            continue
+        groups.setdefault((r["problem"], r["budget"], label(r)), {})[r["seed"]] = r
+    return groups
+
+
+def head_to_head(rows):
+    """The Markdown table of the reported cells."""
+    groups = reported(rows)
+    out = []
+    for problem, budget in sorted({(p, b) for p, b, _ in groups}):
+        cells = {lab: seeds for (p, b, lab), seeds in groups.items() if p == problem and b == budget}
+        first = {lab: seeds for lab, seeds in cells.items()
+                 if any(r["method"] in FIRST_ORDER for r in seeds.values())}
+        out += [f"**{problem.upper()}** ({'-'.join(map(str, ae.PROBLEMS[problem]))} and mirror), "
+                f"{budget / 60:.0f} minutes of one core per run:", "",
+                "| method | seeds | training error (median) | per seed | test error (median) "
+                "| below the best first-order run of the seed |", "|---|---|---|---|---|---|"]
+        for lab in sorted(cells, key=lambda k: _median([error_at(r, budget) for r in cells[k].values()])):
+            seeds = cells[lab]
+            errs = [error_at(seeds[s], budget) for s in sorted(seeds)]
+            tests = [error_at(seeds[s], budget, "test_error") for s in sorted(seeds)]
+            beat = "–"
+            if lab not in first and first:
+                wins = n = 0
+                for s, r in seeds.items():
+                    rivals = [error_at(f[s], budget) for f in first.values() if s in f]
+                    if rivals:
+                        n += 1
+                        wins += error_at(r, budget) < min(rivals)
+                beat = f"{wins}/{n}" if n else "–"
+            out.append(f"| {lab} | {', '.join(map(str, sorted(seeds)))} | {_fmt(_median(errs))} | "
+                       f"{', '.join(_fmt(e) for e in errs)} | {_fmt(_median(tests))} | {beat} |")
+        out.append("")
+    return "\n".join(out) if out else "No reported cells yet (only the tuning grids have run)."
+
+
+def grids(rows):
+    """The tuning runs: one table per problem, the chosen settings in bold, with the grid's cost."""
+    out = []
+    for problem in sorted({r["problem"] for r in rows}):
+        tune = [r for r in rows if r["problem"] == problem and r["seed"] == ae.TUNING_SEED
+                and r["budget"] == ae.TUNING_BUDGET]
+        if not tune:
+            continue
+        best = {m: ae.tuned(problem, m, rows=tune) for m in FIRST_ORDER}
+        cost = sum(r["seconds"] for r in tune)
+        out += [f"**{problem.upper()}**, seed {ae.TUNING_SEED}, {ae.TUNING_BUDGET:.0f} s per run "
+                f"({len(tune)} runs, {cost / 3600:.2f} core-hours of training):", "",
+                "| method | learning rate | μ_max | training error | test error |", "|---|---|---|---|---|"]
+        for r in sorted(tune, key=lambda r: (r["method"], r["settings"].get("mu_max", 0), r["settings"]["lr"])):
+            s = r["settings"]
+            chosen = best.get(r["method"]) == ae.setting_args(r)
+            mark = "**" if chosen else ""
+            out.append(f"| {r['method']} | {mark}{s['lr']:g}{mark} | {s.get('mu_max', '–')} | "
+                       f"{mark}{_fmt(r['train_error'])}{mark} | {_fmt(r['test_error'])} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = reported(rows)
+    keys = sorted({(p, b) for p, b, _ in groups})
+    if not keys:
+        return False
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
+    for ax, (problem, budget) in zip(axes[0], keys):
+        for (p, b, lab), seeds in sorted(groups.items()):
+            if (p, b) != (problem, budget):
+                continue
+            grid = np.linspace(0, budget, 200)[1:]
+            med = [np.median([error_at(r, t) for r in seeds.values()]) for t in grid]
+            ax.plot(grid / 60, med, label=f"{lab} ({len(seeds)} seeds)")
+        ax.set_yscale("log")
+        ax.set_xlabel("minutes of one core")
+        ax.set_ylabel("training squared error per image (median)")
+        ax.set_title(f"{problem.upper()} autoencoder")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return True
+
+
+def replace_between(path, text):
+    with open(path) as f:
+        doc = f.read()
+    if START not in doc or END not in doc:
+        raise SystemExit(f"{path}: no {START} ... {END} markers to replace")
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{START}\n{text}\n{END}{tail}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results", default=ae.RESULTS)
+    p.add_argument("--png", help="draw the curves to this PNG")
+    p.add_argument("--readme", help="replace the marked section of this file with the table")
+    p.add_argument("--doc", help="replace the marked section of this file with the table and the grids")
+    args = p.parse_args(argv)
+    rows = records.read_records(args.results)
+    table, grid = head_to_head(rows), grids(rows)
+    print(table)
+    print(grid)
+    if args.png:
+        print("plot:", args.png if plot(rows, args.png) else "(nothing to draw)")
+    if args.readme:
+        replace_between(args.readme, table)
+    if args.doc:
+        replace_between(args.doc, table + "\n\nThe learning-rate grids (tuning seed, short runs):\n\n" + grid)
+
+
+if __name__ == "__main__":
+    main()
