@@ -79,7 +79,7 @@ def _median(xs):
 
 
 def _fmt(x):
-    return "–" if x is None or not math.isfinite(x) else f"{x:.3g}" if x < 10 else f"{x:.1f}"
+    return "–" if x is None or not math.isfinite(x) else f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
 def reported(rows):

@@ -147,3 +147,54 @@ def test_mnist_split():
     assert set(np.unique(yte)) == set(range(10))  # the permutation mixes the class-sorted file
     with pytest.raises(ValueError, match="n_test"):
         load_mnist(n_test=5000)
+
+
+# --------------------------------------------------------------------------- the report
+sys.path.insert(0, str(ROOT / "bench"))
+import head_to_head_report as report  # noqa: E402
+
+
+def _rec(method, seed, curve, budget=1800.0, **settings):
+    base = {"adam": {"lr": 1e-3}, "nag": {"lr": 1e-2, "mu_max": 0.99},
+            "hf": {"damping": 45.0, "max_cg": 250, "precond": True, "cg_batch": None, "grad_batch": None}}
+    pts = [{"seconds": t, "train_error": e, "test_error": e + 1} for t, e in curve]
+    return {"problem": "curves", "method": method, "settings": {**base[method], **settings}, "seed": seed,
+            "budget": budget, "curve": pts, "train_error": pts[-1]["train_error"],
+            "test_error": pts[-1]["test_error"], "seconds": curve[-1][0]}
+
+
+def test_error_at_reads_the_last_point_before():
+    r = _rec("adam", 1, [(0, 100.0), (10, 50.0), (20, 10.0)])
+    assert report.error_at(r, 15) == 50.0
+    assert report.error_at(r, 20) == 10.0
+    assert report.error_at(r, 1e9) == 10.0
+
+
+def test_table_counts_wins_at_equal_seconds_per_seed():
+    rows = [
+        # seed 1: HF ends at 5 but only after the budget; at 1800 s it has 20, NAG 15: a loss
+        _rec("hf", 1, [(0, 100.0), (1000, 20.0), (1900, 5.0)]),
+        _rec("nag", 1, [(0, 100.0), (1800, 15.0)]),
+        _rec("adam", 1, [(0, 100.0), (1800, 30.0)]),
+        # seed 2: HF 8 against the better of Adam (9) and NAG (12): a win
+        _rec("hf", 2, [(0, 100.0), (1700, 8.0)]),
+        _rec("nag", 2, [(0, 100.0), (1800, 12.0)]),
+        _rec("adam", 2, [(0, 100.0), (1800, 9.0)]),
+        # the tuning seed never counts among the reported ones
+        _rec("hf", 0, [(0, 100.0), (180, 1.0)], budget=180.0),
+    ]
+    table = report.head_to_head(rows)
+    hf_row = next(line for line in table.splitlines() if line.startswith("| HF [Mart10]"))
+    assert "| 1, 2 |" in hf_row and "| 1/2 |" in hf_row
+    assert "| 14 | 20, 8 |" in hf_row  # the median of 20 and 8, then each seed
+    assert "180" not in table.split("\n")[0]
+
+
+def test_replace_between_markers(tmp_path):
+    doc = tmp_path / "README.md"
+    doc.write_text(f"intro\n{report.START}\nold\n{report.END}\nafter\n")
+    report.replace_between(doc, "new table")
+    assert doc.read_text() == f"intro\n{report.START}\nnew table\n{report.END}\nafter\n"
+    (tmp_path / "plain.md").write_text("no markers\n")
+    with pytest.raises(SystemExit, match="markers"):
+        report.replace_between(tmp_path / "plain.md", "x")
