@@ -1,6 +1,6 @@
 """Is CG's warm start what raises the loss? A diagnosis on the pathological RNN problems.
 
-Trains ``examples/rnn.py``'s HF run on one task and, at every ``--every``-th
+Trains ``bench/rnn_experiment.py``'s HF run on one task and, at every ``--every``-th
 update, compares what CG's warm start gave with what a cold start from zero
 would have given at the same parameters, on the same damped system and the same
 CG batch:
@@ -14,7 +14,7 @@ CG batch:
 
 The cold run and the probes are extra work done beside the update: the training
 trajectory is the one the cell would take without them. Flags after ``--`` go to
-``examples/rnn.py`` (e.g. ``-- --no-shrink-warm-start --max-cg 100``, the example's
+``bench/rnn_experiment.py`` (e.g. ``-- --no-shrink-warm-start --max-cg 100``, the example's
 settings before they changed, or ``-- --rho-batch cg``).
 
 Prints a summary over the analysed updates and, with ``--out``, writes one JSON
@@ -37,18 +37,17 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 import hf  # noqa: E402
 import hf.optimizer  # noqa: E402
-import rnn as example  # noqa: E402  (examples/rnn.py)
+from bench import rnn_experiment as example  # noqa: E402  (ROOT is on sys.path above)
 from hf import cg as hf_cg  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog="Flags after -- go to examples/rnn.py unchanged.")
-    p.add_argument("--task", default="memorization", help="examples/rnn.py task (default memorization)")
+                                epilog="Flags after -- go to bench/rnn_experiment.py unchanged.")
+    p.add_argument("--task", default="memorization", help="bench/rnn_experiment.py task (default memorization)")
     p.add_argument("--T", type=int, default=50)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--updates", type=int, default=150, help="HF updates to train (default 150)")

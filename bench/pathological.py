@@ -1,6 +1,6 @@
 """One cell of the pathological-problems benchmark, appended as one JSON line to a results file.
 
-A *cell* is (task, T, optimizer, seed, budget): ``examples/rnn.py`` trains its
+A *cell* is (task, T, optimizer, seed, budget): ``bench/rnn_experiment.py`` trains its
 tanh RNN on one problem of :mod:`hf.datasets` with one optimizer, and this
 script appends what happened, with everything needed to run it again, as one
 line of JSON to ``--results`` (default ``bench/results/pathological.jsonl``,
@@ -17,8 +17,10 @@ Optimizers (``--optimizer``):
 
 * ``hf``: HF with structural damping, μ = 0.03 (the example's defaults);
 * ``hf-mu0``: HF without structural damping;
-* ``adam``: Adam, mini-batches of 50, one learning rate (``--lr``; the grid
-  used so far: 1e-3 and 3e-3);
+* ``adam``: Adam (Kingma & Ba's Algorithm 1), mini-batches of 50, one
+  learning rate (``--lr``; the grid used so far: 1e-3 and 3e-3). The Adam
+  cells recorded before ``adam_bias`` was a setting ran downhill's bias
+  terms (``-- --adam-bias downhill``); the report labels them so;
 * ``nag``: Nesterov's accelerated gradient with the settings of Sutskever et
   al. 2013: momentum 0.995, mini-batches of 100, ESN-style initialization
   (recurrent spectral radius 1.1, input weights × 0.001), one learning rate
@@ -59,9 +61,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "examples"))
-
-import rnn as example  # noqa: E402  (examples/rnn.py)
+try:  # imported as bench.pathological (tests, python -m bench.pathological)
+    from bench import rnn_experiment as example
+except ImportError:  # run as python bench/pathological.py: bench/ is the script's folder
+    import rnn_experiment as example
 
 SCHEMA = 1
 RESULTS = os.path.join(HERE, "results", "pathological.jsonl")
@@ -97,7 +100,7 @@ COMMON_KNOBS = ("hidden", "init", "input_scale", "train_size", "fresh_data", "va
 OPTIMIZER_KNOBS = {
     "hf": ("mu", "damping", "min_damping", "max_cg", "cg_decay", "hf_batch", "cg_batch", "cg_source", "rho_batch",
            "shrink_warm_start", "cold_restart", "hf_updates"),
-    "adam": ("adam_batch",),
+    "adam": ("adam_batch", "adam_bias"),
     "nag": ("nag_momentum", "nag_batch"),
 }
 OPTIMIZER_KNOBS["hf-mu0"] = OPTIMIZER_KNOBS["hf"]
@@ -115,7 +118,7 @@ def parse_args(argv=None):
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog="Flags after -- go to examples/rnn.py unchanged (e.g. -- --hidden 100 --cg-decay 0).")
+                                epilog="Flags after -- go to bench/rnn_experiment.py unchanged (e.g. -- --hidden 100 --cg-decay 0).")
     p.add_argument("--task", required=True, choices=tuple(SUITE))
     p.add_argument("--T", type=int, required=True, help="minimal sequence length (memorization: blank steps)")
     p.add_argument("--optimizer", required=True, choices=OPTIMIZERS)
@@ -146,7 +149,7 @@ def parse_args(argv=None):
 
 
 def example_argv(args):
-    """The ``examples/rnn.py`` command line of a cell (the user's extra flags last, so they win)."""
+    """The ``bench/rnn_experiment.py`` command line of a cell (the user's extra flags last, so they win)."""
     task, bits = SUITE[args.task]
     eval_every = args.eval_every if args.eval_every is not None else max(1.0, args.budget / 300)
     argv = ["--task", task, "--T", str(args.T), "--seed", str(args.seed), "--budget", f"{args.budget:g}",
@@ -317,7 +320,7 @@ def build_record(args, result, wall_seconds, started, load_start, git):
         "hf_trace": trace_of(run),
         "reproduce": {
             "command": " ".join(shlex.quote(a) for a in ["python", "bench/pathological.py", *args.argv]),
-            "example_command": " ".join(shlex.quote(a) for a in ["python", "examples/rnn.py", *example_argv(args)]),
+            "example_command": " ".join(shlex.quote(a) for a in ["python", "bench/rnn_experiment.py", *example_argv(args)]),
             "example_args": {k: v for k, v in example_args.items()},
             "git_commit": commit, "git_dirty": None if modified is None else bool(modified),
             "git_modified": modified,

@@ -1,7 +1,7 @@
 """Longest T that HF solves on the RNN pathological problems within a time budget.
 
-For each task (addition, 5-bit memorization) and each optimizer, the example
-``examples/rnn.py`` is run at increasing T with the same training-time budget:
+For each task (addition, 5-bit memorization) and each optimizer, ``bench/rnn_experiment.py``
+is run at increasing T with the same training-time budget:
 
 * HF with structural damping (``--mu``, default 0.03),
 * HF without it (μ = 0),
@@ -34,10 +34,10 @@ import shlex
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
-
-import rnn as example  # noqa: E402  (examples/rnn.py)
+try:  # imported as bench.rnn_longest_T (tests, python -m bench.rnn_longest_T)
+    from bench import rnn_experiment as example
+except ImportError:  # run as python bench/rnn_longest_T.py: bench/ is the script's folder
+    import rnn_experiment as example
 
 OPTIMIZERS = ("hf", "hf-mu0", "adam")
 
@@ -69,7 +69,7 @@ def parse_args(argv=None):
 
 
 def run_example(argv, verbose):
-    """``examples/rnn.py``'s main with ``argv``; its printed table is swallowed unless verbose."""
+    """``bench/rnn_experiment.py``'s main with ``argv``; its printed table is swallowed unless verbose."""
     sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with sink:
         return example.main(argv)

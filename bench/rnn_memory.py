@@ -11,7 +11,7 @@ moves, relative to how far it lies between two different sequences::
 (``pi`` a fixed random pairing of the sequences). Near 1 the network still
 "sees" the informative input where it is scored; near 0 the input has been
 washed out on the way, and the gradient that would teach the network to use it
-is about as small. The weights are ``examples/rnn.py``'s initialization
+is about as small. The weights are ``bench/rnn_experiment.py``'s initialization
 (``--init sparse``, [MS11]'s sparse initialization with the recurrent matrix at
 spectral radius 1.1 and N(0, 1) input weights, or ``--init esn``, the same
 recurrent matrix with dense input weights times 0.001 [Sut13]); the forward pass
@@ -31,26 +31,24 @@ and momentum in deep learning, ICML 2013.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
-sys.path.insert(0, HERE)
+try:  # imported as bench.rnn_memory (tests, python -m bench.rnn_memory)
+    from bench import rnn_experiment as example
+    from bench.pathological import SUITE
+except ImportError:  # run as python bench/rnn_memory.py: bench/ is the script's folder
+    import rnn_experiment as example
+    from pathological import SUITE
 
-import rnn as example  # noqa: E402  (examples/rnn.py)
-from pathological import SUITE  # noqa: E402
-
-from hf.datasets import TEMPORAL_ORDER_SYMBOLS  # noqa: E402
+from hf.datasets import TEMPORAL_ORDER_SYMBOLS
 
 INITS = ("sparse", "esn")
 
 
 def hidden_states(weights, inputs):
-    """Hidden states ``(T, n, n_hidden)`` of ``examples/rnn.py``'s tanh RNN, in numpy."""
+    """Hidden states ``(T, n, n_hidden)`` of ``bench/rnn_experiment.py``'s tanh RNN, in numpy."""
     h = np.zeros((inputs.shape[1], weights["b"].shape[0]))
     out = np.empty(inputs.shape[:2] + h.shape[1:])
     for t in range(inputs.shape[0]):

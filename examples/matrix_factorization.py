@@ -50,7 +50,8 @@ def main(rows=40, cols=20, rank=3, l1=1e-3, l2=1e-3, algo="rmsprop", learning_ra
         ("|v|<0.1", (abs(v) < 0.1).mean()),
     )
     initial = float(np.mean((y - u.get_value() @ v.get_value()) ** 2))
-    curve = []  # hf's addition to the quick start: a callback to draw the curve
+    curve = []  # hf's additions to the quick start: a callback to draw the curve, and
+    extra = {"kingma_ba": True} if algo == "adam" else {}  # Kingma & Ba's Adam, not downhill's bias terms
     train, _ = downhill.minimize(
         loss=loss,
         train=[y],
@@ -65,6 +66,7 @@ def main(rows=40, cols=20, rank=3, l1=1e-3, l2=1e-3, algo="rmsprop", learning_ra
         validate_every=10,
         patience=5,
         callback=lambda tm, vm: curve.append((tm["update"], tm["err"])),
+        **extra,
     )
     final = float(np.mean((y - u.get_value() @ v.get_value()) ** 2))
     if verbose:

@@ -1,6 +1,7 @@
-"""The RNN example, end to end with tiny settings, checked against a numpy RNN.
+"""The RNN experiment (``bench/rnn_experiment.py``) and the short example (``examples/rnn.py``), end to end
+with tiny settings, checked against a numpy RNN.
 
-Every held-out loss and success rate the example reports is recomputed with a
+Every held-out loss and success rate the experiment reports is recomputed with a
 plain numpy forward pass of the tanh RNN its docstring defines, at the weights
 the number was measured at, on the held-out sequences it returns, with the
 success criterion of [MS11] written out here.
@@ -26,7 +27,14 @@ def load_example(name):
     return module
 
 
-# --------------------------------------------------------------------------- examples/rnn.py
+def load_experiment():
+    """``bench/rnn_experiment.py``, imported as the package module the benchmarks import."""
+    from bench import rnn_experiment
+
+    return rnn_experiment
+
+
+# --------------------------------------------------------------------------- bench/rnn_experiment.py
 
 RNN_TINY = [
     "--hidden", "8", "--budget", "1.5", "--train-size", "300", "--valid-size", "100",
@@ -117,16 +125,16 @@ def _check_run(run, *, label):
 
 
 def _run_rnn(tmp_path, *argv):
-    """``examples/rnn.py`` with tiny settings; checks that it wrote a PNG and returns its result."""
+    """``bench/rnn_experiment.py`` with tiny settings; checks that it wrote a PNG and returns its result."""
     pytest.importorskip("matplotlib")
     png = tmp_path / "rnn.png"
-    result = load_example("rnn").main([*argv, "--out", str(png), *RNN_TINY])
+    result = load_experiment().main([*argv, "--out", str(png), *RNN_TINY])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["png"] == str(png)
     return result
 
 
-def test_rnn_example_addition(tmp_path):
+def test_rnn_experiment_addition(tmp_path):
     result = _run_rnn(tmp_path, "--task", "addition", "--T", "20", "--adam-lrs", "0.01", "0.003")
 
     assert (result["task"], result["T"], result["hidden"], result["target"]) == ("addition", 20, 8, 0.99)
@@ -148,7 +156,7 @@ def test_rnn_example_addition(tmp_path):
     _check_against_numpy(result, [result["hf"], *result["adam"]])
 
 
-def test_rnn_example_memorization_without_structural_damping_from_the_sparse_initialization(tmp_path):
+def test_rnn_experiment_memorization_without_structural_damping_from_the_sparse_initialization(tmp_path):
     result = _run_rnn(tmp_path, "--task", "memorization", "--T", "5", "--mu", "0", "--no-adam", "--init", "sparse")
 
     valid = result["valid"]
@@ -162,7 +170,7 @@ def test_rnn_example_memorization_without_structural_damping_from_the_sparse_ini
     assert result["hf"]["loss"] < result["hf"]["curve"]["loss"][0]
 
 
-def test_rnn_example_xor_with_adam_and_nag_from_the_esn_initialization(tmp_path):
+def test_rnn_experiment_xor_with_adam_and_nag_from_the_esn_initialization(tmp_path):
     result = _run_rnn(tmp_path, "--task", "xor", "--T", "20", "--no-hf", "--adam-lrs", "0.01", "--nag-lrs", "1e-4",
                       "--init", "esn")
 
@@ -183,13 +191,13 @@ def test_rnn_example_xor_with_adam_and_nag_from_the_esn_initialization(tmp_path)
     _check_against_numpy(result, [adam, nag])
 
 
-def test_rnn_example_default_budget_hf_updates_then_the_same_seconds_for_adam(tmp_path):
+def test_rnn_experiment_default_budget_hf_updates_then_the_same_seconds_for_adam(tmp_path):
     """Without --budget HF runs --hf-updates updates and Adam gets the training seconds HF used."""
     tiny = [a for a in RNN_TINY]
     del tiny[tiny.index("--budget"):tiny.index("--budget") + 2]
     pytest.importorskip("matplotlib")
     png = tmp_path / "rnn.png"
-    result = load_example("rnn").main(["--task", "addition", "--T", "20", "--hf-updates", "3", "--adam-lrs", "0.01",
+    result = load_experiment().main(["--task", "addition", "--T", "20", "--hf-updates", "3", "--adam-lrs", "0.01",
                                        "--out", str(png), *tiny])
     hf_run, [adam] = result["hf"], result["adam"]
     _check_run(hf_run, label="HF")
@@ -202,10 +210,10 @@ def test_rnn_example_default_budget_hf_updates_then_the_same_seconds_for_adam(tm
     _check_against_numpy(result, [hf_run, adam])
 
 
-def test_rnn_example_fresh_data_is_the_generator_with_its_documented_seed():
+def test_rnn_experiment_fresh_data_is_the_generator_with_its_documented_seed():
     from hf import datasets
 
-    rnn = load_example("rnn")
+    rnn = load_experiment()
     stream = rnn.FreshSequences("temporal_order", 20, 4, bits=3).stream()
     rng = np.random.default_rng([4, rnn.FRESH_STREAM])
     first = None
@@ -241,11 +249,11 @@ def _count_task_draws(rnn, monkeypatch):
     return draws, made
 
 
-def test_rnn_example_fresh_data_draws_a_new_batch_for_every_update_and_mini_batch(tmp_path, monkeypatch):
+def test_rnn_experiment_fresh_data_draws_a_new_batch_for_every_update_and_mini_batch(tmp_path, monkeypatch):
     """--fresh-data: HF draws --hf-batch new sequences per update (the CG batch is their head), Adam
     --adam-batch per step, FRESH_EPOCH per epoch; nothing else is drawn, and no training set is made."""
     pytest.importorskip("matplotlib")
-    rnn = load_example("rnn")
+    rnn = load_experiment()
     monkeypatch.setattr(rnn, "FRESH_EPOCH", 120)
     draws, made = _count_task_draws(rnn, monkeypatch)
     result = rnn.main(["--task", "addition", "--T", "20", "--fresh-data", "--hf-updates", "3", "--adam-lrs", "0.01",
@@ -260,11 +268,11 @@ def test_rnn_example_fresh_data_draws_a_new_batch_for_every_update_and_mini_batc
     _check_against_numpy(result, [hf_run, adam])
 
 
-def test_rnn_example_fresh_data_with_cg_cycle_draws_a_separate_cg_batch_every_update(tmp_path, monkeypatch):
+def test_rnn_experiment_fresh_data_with_cg_cycle_draws_a_separate_cg_batch_every_update(tmp_path, monkeypatch):
     """--fresh-data --cg-source cycle: every HF update draws --hf-batch sequences for the gradient and
     --cg-batch more for the curvature products, from the one stream of the run."""
     pytest.importorskip("matplotlib")
-    rnn = load_example("rnn")
+    rnn = load_experiment()
     draws, _made = _count_task_draws(rnn, monkeypatch)
     result = rnn.main(["--task", "addition", "--T", "20", "--fresh-data", "--cg-source", "cycle", "--hf-updates", "2",
                        "--no-adam", "--out", str(tmp_path / "rnn.png"), *RNN_TINY_FRESH])
@@ -274,8 +282,8 @@ def test_rnn_example_fresh_data_with_cg_cycle_draws_a_separate_cg_batch_every_up
     _check_against_numpy(result, [hf_run])
 
 
-def test_rnn_example_rejects_bad_arguments():
-    rnn = load_example("rnn")
+def test_rnn_experiment_rejects_bad_arguments():
+    rnn = load_experiment()
     with pytest.raises(SystemExit):
         rnn.main(["--task", "addition", "--T", "10"])  # addition needs T >= 20
     with pytest.raises(SystemExit):
@@ -288,3 +296,62 @@ def test_rnn_example_rejects_bad_arguments():
         rnn.main(["--task", "xor", "--bits", "3"])  # xor has no variants
     with pytest.raises(SystemExit):
         rnn.main(["--fresh-data", "--train-size", "100"])  # fresh data has no training set
+
+
+def _record_adam_options(monkeypatch):
+    """Patch ``hf.first_order.build`` so that every optimizer it builds logs its ``get_updates`` keywords."""
+    import hf.first_order
+
+    calls, build = [], hf.first_order.build
+
+    def recording(algo, *args, **kwargs):
+        opt = build(algo, *args, **kwargs)
+        get_updates = opt.get_updates
+
+        def logged(**hyper):
+            calls.append((algo, hyper))
+            return get_updates(**hyper)
+
+        opt.get_updates = logged
+        return opt
+
+    monkeypatch.setattr(hf.first_order, "build", recording)
+    return calls
+
+
+def test_rnn_experiment_runs_kingma_and_bas_adam_unless_told_otherwise(tmp_path, monkeypatch):
+    calls = _record_adam_options(monkeypatch)
+    tiny = [*RNN_TINY, "--task", "addition", "--T", "20", "--no-hf", "--adam-lrs", "0.01", "--budget", "0.3",
+            "--no-plot"]
+    result = load_experiment().main(tiny)
+    assert calls[-1][0] == "adam" and calls[-1][1]["kingma_ba"] is True
+    assert result["adam"][0]["label"] == "Adam (lr=0.01)"
+    result = load_experiment().main([*tiny, "--adam-bias", "downhill"])  # the bias terms of the earlier cells
+    assert calls[-1][1]["kingma_ba"] is False
+    assert result["adam"][0]["label"] == "Adam, downhill's bias terms (lr=0.01)"
+
+
+# --------------------------------------------------------------------------- examples/rnn.py
+
+
+def test_rnn_example_trains_hf_then_kingma_and_bas_adam_for_as_long(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    calls = _record_adam_options(monkeypatch)
+    png = tmp_path / "rnn.png"
+    curves = load_example("rnn").main(["--T", "20", "--hidden", "6", "--train-size", "200", "--hf-updates", "3",
+                                       "--hf-batch", "100", "--out", str(png)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    hf_seconds, hf_success = curves["HF"]
+    adam_seconds, adam_success = curves["Adam"]
+    assert 2 <= len(hf_seconds) <= 4 and hf_seconds == sorted(hf_seconds)  # at most 3 updates, fewer if solved
+    assert hf_success[0] == adam_success[0]  # the same initial weights
+    assert adam_seconds[-1] >= hf_seconds[-1] > 0  # Adam gets HF's training seconds
+    assert all(0.0 <= s <= 1.0 for s in hf_success + adam_success)
+    assert [algo for algo, _ in calls] == ["adam"] and calls[0][1]["kingma_ba"] is True
+
+
+def test_every_example_that_runs_adam_runs_kingma_and_bas():
+    for path in sorted(EXAMPLES.glob("*.py")):
+        text = path.read_text()
+        if '"adam"' in text:
+            assert "kingma_ba=True" in text or '"kingma_ba": True' in text, path.name

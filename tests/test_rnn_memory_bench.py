@@ -1,11 +1,8 @@
-"""bench/rnn_memory.py: its forward pass against the example's graph, its changed inputs against the tasks'
+"""bench/rnn_memory.py: its forward pass against the experiment's graph (bench/rnn_experiment.py), its changed inputs against the tasks'
 definitions, and its retention against cases whose answer is known without running it."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,19 +10,15 @@ import pytensor
 import pytest
 from pytensor.compile.mode import Mode
 
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "bench"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_rnn_memory", BENCH / "rnn_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from bench import rnn_memory
+
+    return rnn_memory
 
 
-def test_hidden_states_match_the_example_graph(bench):
+def test_hidden_states_match_the_experiment_graph(bench):
     example = bench.example
     task = example.make_task("temporal_order", 7, 20, 5, bits=2)
     weights = example.initial_weights(task.n_in, 6, task.n_out, 5)
