@@ -18,10 +18,18 @@ least 2 seeds and at least 2/3 of the seeds run (cells with plain settings
 only; for Adam and NAG the best learning rate at each T), and the longest T
 tried with its count.
 
-A cell interrupted before it solved or spent its budget (``stop``
-``interrupted``: ``bench/pathological.py`` got SIGTERM) is a partial result:
-it gets a row of its own, marked "cut short", and counts in neither the
-solved fraction nor the longest-T table.
+A seed stopped by hand before it solved or spent its budget (``stop``
+``interrupted``: ``bench/pathological.py`` got SIGTERM) counts as *not
+solved*, in the solved fraction and in the longest-T table alike, and the
+budget column says how many seeds of the cell were stopped early: a seed
+given up on is a failure, not a missing result. (A seed that solved before
+the signal is a full result.)
+
+Adam cells are told apart by their bias correction: ``adam_bias``
+``kingma-ba`` (Kingma & Ba's Algorithm 1, ``bench/rnn_experiment.py``'s
+default) or ``downhill`` (downhill's terms, what every Adam cell recorded
+before the setting existed ran); the latter are the family "Adam
+(downhill's bias terms)".
 
 When a seed of a cell was run more than once, its latest record (by date,
 then by position in the file) counts; the others are reported as superseded.
@@ -63,12 +71,13 @@ TASK_LABELS = {
     "memorization_5bit": "memorization (5-bit)",
     "memorization_20bit": "memorization (20-bit)",
 }
-OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "nag")
+OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "adam-downhill", "nag")
 #: Settings that do not change what is measured: they neither split cells nor label them.
 NOT_COMPARED = ("eval_every", "hf_updates")
 #: Settings recorded only since a later commit, with the value every earlier cell ran with: a record
 #: at that value is the same cell as an earlier record without the setting.
-ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False, "cold_restart": False, "fresh_data": False}
+ADDED_LATER = {"rho_batch": "gradient", "shrink_warm_start": False, "cold_restart": False, "fresh_data": False,
+               "adam_bias": "downhill"}
 #: Example defaults that changed, per optimizer: setting -> (before, since). A record's ``variant``
 #: is relative to the defaults of the commit that ran it; the table labels every cell relative to
 #: today's, so a cell that was plain before the change is labelled with the old values, and one that
@@ -81,7 +90,8 @@ CHANGED_DEFAULTS = {
 HEADER = ("task", "T", "optimizer", "budget", "solved", "median time to solve", "best success of the failures",
           "s per update")
 #: Optimizer families of the longest-T table, with their column titles.
-FAMILIES = (("hf", "HF μ=0.03"), ("hf-mu0", "HF μ=0"), ("adam", "Adam"), ("nag", "NAG"))
+FAMILIES = (("hf", "HF μ=0.03"), ("hf-mu0", "HF μ=0"), ("adam", "Adam"),
+            ("adam-downhill", "Adam (downhill's bias terms)"), ("nag", "NAG"))
 
 
 # --------------------------------------------------------------------------- reading
@@ -133,16 +143,23 @@ def task_label(record):
     return TASK_LABELS.get(record["task"], record["task"])
 
 
+def family_of(record):
+    """The optimizer family: ``record['optimizer']``, except ``'adam-downhill'`` for Adam with downhill's bias terms."""
+    if record["optimizer"] == "adam" and record["settings"].get("adam_bias", ADDED_LATER["adam_bias"]) == "downhill":
+        return "adam-downhill"
+    return record["optimizer"]
+
+
 def optimizer_label(record):
-    opt, s = record["optimizer"], record["settings"]
+    opt, s = family_of(record), record["settings"]
     if opt in ("hf", "hf-mu0"):
         return f"HF μ={s.get('mu', 0.03 if opt == 'hf' else 0):g}"
-    name = {"adam": "Adam", "nag": "NAG"}.get(opt, opt)
+    name = {"adam": "Adam", "adam-downhill": "Adam (downhill's bias terms)", "nag": "NAG"}.get(opt, opt)
     return f"{name} lr={record['lr']:g}" if record.get("lr") is not None else name
 
 
-def cut_short(record):
-    """Whether the cell was interrupted before it solved or spent its budget (a partial result)."""
+def stopped_early(record):
+    """Whether the seed was stopped by hand before it solved or spent its budget: it counts as not solved."""
     return record["outcome"].get("stop") == "interrupted" and not record["outcome"]["solved"]
 
 
@@ -151,8 +168,6 @@ def budget_label(record):
     text = f"{b['seconds']:g} s"
     if b.get("max_updates"):
         text += f", ≤ {b['max_updates']} updates"
-    if cut_short(record):
-        text += ", cut short"
     return text
 
 
@@ -163,6 +178,7 @@ def _value(v):
 def variant_of(record):
     """The settings that set ``record`` apart from a plain cell of today's defaults (a dict)."""
     variant = dict(record.get("variant") or {})
+    variant.pop("adam_bias", None)  # the optimizer's label carries it
     settings = record["settings"]
     for k, (before, since) in CHANGED_DEFAULTS.get(record["optimizer"], {}).items():
         if k not in settings and k not in ADDED_LATER:
@@ -188,7 +204,8 @@ def cells(records):
 
     Keys: ``task``, ``T``, ``optimizer``, ``budget`` (labels), ``variant``
     (the settings that set the cell apart, as text), ``seeds`` (sorted),
-    ``solved`` and ``n`` (counts), ``median_time`` and ``median_updates``
+    ``solved`` and ``n`` (counts; a seed stopped early is counted, as not
+    solved), ``stopped`` (how many seeds were stopped early), ``median_time`` and ``median_updates``
     (None when no seed solved), ``update_unit``, ``best_failure`` (None when
     no seed failed), ``superseded`` (older records of the same seeds, not
     counted).
@@ -217,7 +234,7 @@ def cells(records):
         first = rs[0]
         rows.append({
             "task": key[0], "task_label": task_label(first), "T": key[1], "optimizer": key[2], "budget": key[3],
-            "optimizer_key": first["optimizer"], "lr": first.get("lr"),
+            "optimizer_key": family_of(first), "lr": first.get("lr"),
             "variant": label, "settings": key[4],
             "seeds": sorted(latest), "n": len(runs), "solved": len(solved),
             "median_time": statistics.median(times) if times and None not in times else None,
@@ -226,7 +243,7 @@ def cells(records):
             "seconds_per_update": statistics.median(rates) if rates else None,
             "best_failure": max(r["outcome"]["best_success"] or 0.0 for r in failed) if failed else None,
             "superseded": len(rs) - len(runs),
-            "cut_short": cut_short(first),
+            "stopped": sum(stopped_early(r) for r in runs),
         })
 
     # A cell is labelled with its settings that differ from a plain cell's (``variant``); where two
@@ -272,7 +289,8 @@ def markdown(rows):
         best = f"{100 * r['best_failure']:.1f}%" if r["best_failure"] is not None else "–"
         rate = r["seconds_per_update"]
         rate = "–" if rate is None else f"{rate:.2g}" if rate < 10 else f"{rate:.0f}"
-        cells_ = (r["task_label"], str(r["T"]), optimizer, r["budget"], f"{r['solved']}/{r['n']}", median, best,
+        budget = r["budget"] + (f"; {r['stopped']} stopped early" if r["stopped"] else "")
+        cells_ = (r["task_label"], str(r["T"]), optimizer, budget, f"{r['solved']}/{r['n']}", median, best,
                   rate)
         lines.append("| " + " | ".join(cells_) + " |")
     return "\n".join(lines) + "\n"
@@ -297,7 +315,7 @@ def longest(rows, *, at_least=2, fraction=2 / 3, variant=""):
     for r in rows:
         best.setdefault(r["task"], {})  # a task with no plain cell still gets its line
         tried.setdefault(r["task"], {})
-        if r["variant"] != variant or r["cut_short"]:
+        if r["variant"] != variant:
             continue
         family = r["optimizer_key"]
         mine_best = best.setdefault(r["task"], {})
@@ -329,7 +347,7 @@ def longest_any(rows, *, family="hf", at_least=2, fraction=2 / 3):
     best = {}
     for r in rows:
         best.setdefault(r["task"], None)
-        if r["optimizer_key"] != family or r["cut_short"]:
+        if r["optimizer_key"] != family:
             continue
         if not _robust(r, at_least, fraction):
             continue
@@ -345,11 +363,11 @@ def _any_text(b):
     return f"**{b[0]}** ({b[1]}/{b[2]}, {b[3] or 'defaults'})"
 
 
-#: The label of the cells that ran the example's defaults before the latest change (the initialization):
-#: the longest-T table shows them beside today's, so that no result disappears from it with the change.
+#: The label of the cells that ran from [MS11]'s sparse start, otherwise the defaults: the longest-T
+#: table shows them beside the plain cells (the ESN-style start).
 EARLIER = "init=sparse"
 LONGEST_INTRO = ("The longest T solved on at least 2 seeds and at least 2/3 of the seeds run, per optimizer "
-                 f"(plain settings; after ·, the cells of the defaults before the last change, {EARLIER}; "
+                 f"(plain settings; after ·, the same from [MS11]'s sparse start, {EARLIER}; "
                  "Adam and NAG: their best learning rate), and the longest T tried; the last column is the "
                  "longest T HF μ=0.03 solved by that rule with any one setting, and the setting:")
 

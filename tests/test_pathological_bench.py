@@ -177,6 +177,8 @@ def _record(task, T, optimizer, seed, solved, best, *, time=None, updates=None, 
                 "eval_every": eval_every}
     if optimizer.startswith("hf"):
         settings.update(max_cg=300, shrink_warm_start=True)  # today's defaults
+    if optimizer == "adam":
+        settings.update(adam_bias="kingma-ba")  # today's default
     return {
         "schema": 1, "task": task, "T": T, "optimizer": optimizer, "lr": lr, "seed": seed,
         "budget": {"seconds": 600.0, "max_updates": None}, "settings": settings, "variant": variant or {},
@@ -267,16 +269,26 @@ def test_report_updates_the_marked_section(tmp_path):
     assert "| addition | – (T=30: 1/1) | not run | not run | not run |" in text
 
 
-def test_a_cell_cut_short_is_kept_apart_and_not_counted():
+def test_a_seed_stopped_by_hand_counts_as_not_solved():
+    """xor with fresh data once showed "1/1" where two more seeds had been stopped at chance."""
     report = load_bench("pathological_report")
-    done = _record("addition", 30, "hf", 1, False, 0.5)
-    cut = _record("addition", 30, "hf", 2, False, 0.7)
-    cut["outcome"]["stop"] = "interrupted"
-    cut_but_solved = _record("addition", 30, "hf", 3, True, 1.0, time=5.0, updates=9)
-    cut_but_solved["outcome"]["stop"] = "interrupted"  # it solved before the signal: a full result
-    rows = _cells(report, [done, cut, cut_but_solved])
-    assert [(r["budget"], r["solved"], r["n"]) for r in rows] == [("600 s", 1, 2), ("600 s, cut short", 0, 1)]
-    assert report.longest(rows)[1]["addition"]["hf"] == (30, 1, 2)
+    solved = [_record("xor", 50, "hf", s, True, 1.0, time=5.0, updates=9) for s in (1, 2)]
+    stopped = _record("xor", 50, "hf", 3, False, 0.53)
+    stopped["outcome"]["stop"] = "interrupted"
+    stopped_but_solved = _record("xor", 50, "hf", 4, True, 1.0, time=5.0, updates=9)
+    stopped_but_solved["outcome"]["stop"] = "interrupted"  # it solved before the signal: a full result
+    rows = _cells(report, [solved[0], stopped, stopped_but_solved])
+    assert [(r["budget"], r["solved"], r["n"], r["stopped"]) for r in rows] == [("600 s", 2, 3, 1)]
+    assert rows[0]["best_failure"] == 0.53
+    assert "| xor | 50 | HF μ=0.03 | 600 s; 1 stopped early | 2/3 | 5 s (9 updates) | 53.0% |" in report.markdown(rows)
+    # one solved seed and two stopped ones: 1/3, not robust, so no longest T
+    other = _record("xor", 50, "hf", 4, False, 0.52)
+    other["outcome"]["stop"] = "interrupted"
+    rows = _cells(report, [solved[0], stopped, other])
+    assert [(r["solved"], r["n"], r["stopped"]) for r in rows] == [(1, 3, 2)]
+    best, tried = report.longest(rows)
+    assert best["xor"]["hf"] is None and tried["xor"]["hf"] == (50, 1, 3)
+    assert report.longest_any(rows)["xor"] is None
 
 
 def test_longest_T_needs_two_seeds_and_two_thirds_of_them():
@@ -303,7 +315,8 @@ def test_longest_T_needs_two_seeds_and_two_thirds_of_them():
     assert tried["addition"]["hf"] == (70, 1, 1)
     assert best["addition"]["adam"] == (40, 3, 4)
     assert report.longest_markdown(rows).splitlines()[2] == (
-        "| addition | **30** (2/3); T=70: 1/1 | not run | **40** (3/4) | not run | **100** (3/3, cg_decay=0) |")
+        "| addition | **30** (2/3); T=70: 1/1 | not run | **40** (3/4) | not run | not run "
+        "| **100** (3/3, cg_decay=0) |")
     # The last column: any one setting of HF μ=0.03, the variant's 3/3 at T=100 included.
     assert report.longest_any(rows)["addition"] == (100, 3, 3, "cg_decay=0")
 
@@ -365,7 +378,7 @@ def test_the_initialization_default_change_relabels_hf_and_adam_cells_but_not_na
     # The longest-T table keeps the cells of the earlier initialization beside today's.
     assert report.longest_markdown(report.cells(records)).splitlines()[2] == (
         "| addition | **50** (2/2) · init=sparse: – (T=50: 0/1) | not run | not run · init=sparse: – (T=50: 0/1) "
-        "| – (T=50: 0/1) | **50** (2/2, defaults) |")
+        "| not run | – (T=50: 0/1) | **50** (2/2, defaults) |")
 
 
 def test_longest_with_any_one_setting_prefers_longer_T_then_the_plain_cell_then_fraction():
@@ -404,6 +417,25 @@ def test_report_of_an_empty_or_missing_file_is_an_empty_table(tmp_path, capsys, 
     assert rows == []
     assert out.startswith("| task | T | optimizer | budget | solved | median time to solve | best success of the failures"
                           " | s per update |\n|---|---|---|---|---|---|---|---|\n\n")
-    assert ("| task | HF μ=0.03 | HF μ=0 | Adam | NAG | HF μ=0.03, any one setting |\n|---|---|---|---|---|---|\n\n"
-            "0 records, 0 cells") in out
+    assert ("| task | HF μ=0.03 | HF μ=0 | Adam | Adam (downhill's bias terms) | NAG | HF μ=0.03, any one setting |\n"
+            "|---|---|---|---|---|---|---|\n\n0 records, 0 cells") in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_adam_cells_without_a_bias_setting_are_downhills_and_a_family_of_their_own():
+    """Every Adam cell recorded before ``adam_bias`` existed ran downhill's bias terms."""
+    report = load_bench("pathological_report")
+    old = [_record("memorization_5bit", 100, "adam", s, True, 1.0, time=9.0, updates=3, lr=1e-3, unit="epochs")
+           for s in (1, 2)]
+    for r in old:
+        del r["settings"]["adam_bias"]
+    flagged = _record("memorization_5bit", 100, "adam", 3, False, 0.4, lr=1e-3, unit="epochs",
+                      variant={"adam_bias": "downhill"})
+    flagged["settings"]["adam_bias"] = "downhill"  # run with -- --adam-bias downhill: the same cell
+    new = _record("memorization_5bit", 50, "adam", 1, False, 0.5, lr=1e-3, unit="epochs")
+    rows = _cells(report, [*old, flagged, new])
+    assert [(r["T"], r["optimizer"], r["variant"], r["solved"], r["n"]) for r in rows] == [
+        (50, "Adam lr=0.001", "", 0, 1), (100, "Adam (downhill's bias terms) lr=0.001", "", 2, 3)]
+    best, _ = report.longest(rows)
+    assert best["memorization_5bit"]["adam"] is None
+    assert best["memorization_5bit"]["adam-downhill"] == (100, 2, 3)
