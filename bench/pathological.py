@@ -5,8 +5,8 @@ tanh RNN on one problem of :mod:`hf.datasets` with one optimizer, and this
 script appends what happened, with everything needed to run it again, as one
 line of JSON to ``--results`` (default ``bench/results/pathological.jsonl``,
 kept in the repository). Cells accumulate run after run and across machines;
-``bench/pathological_report.py`` turns the file into the README table and a
-plot. The schema is described in ``docs/pathological.md``.
+``bench/pathological_report.py`` turns the file into the tables of
+``docs/pathological.md`` and a plot. The schema is described in ``docs/pathological.md``.
 
 Tasks (``--task``): addition, multiplication, xor, temporal_order_2bit,
 temporal_order_3bit, random_permutation, memorization_5bit,

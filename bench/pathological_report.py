@@ -42,7 +42,7 @@ Run::
 
     python bench/pathological_report.py                          # the table, on standard output
     python bench/pathological_report.py --png docs/pathological.png
-    python bench/pathological_report.py --update README.md       # between the two marker lines
+    python bench/pathological_report.py --update docs/pathological.md   # between the two marker lines
 
 ``--update FILE`` replaces the lines between ``<!-- pathological:begin -->``
 and ``<!-- pathological:end -->`` in FILE with the table.

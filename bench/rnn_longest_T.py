@@ -20,8 +20,8 @@ Run::
     python bench/rnn_longest_T.py --tasks addition --optimizers hf --T 50 100   # one column
 
 The budget counts training time only (compilation and held-out evaluations are
-left out); every run starts from the same sparse initialization and the same
-training set (seeded), as in the example.
+left out); every run starts from the same initialization (``bench/rnn_experiment.py``'s
+ESN-style start) and the same training set (seeded).
 """
 
 from __future__ import annotations
