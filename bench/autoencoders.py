@@ -304,9 +304,32 @@ def tuned(problem, method, path=RESULTS, rows=None):
 HF_FAST = ["--cg-batch", "2000", "--grad-batch", "5000", "--rho-batch", "cg"]
 
 
+def best_first_order(problem, rows):
+    """``(method, args)`` of the first-order method with the lower median training error over the
+    30-minute cells (the tuning runs when there are none yet); None before any has run."""
+    scores = {}
+    for method in ("adam", "nag"):
+        setting = tuned(problem, method, rows=rows)
+        if setting is None:
+            continue
+        main = [r["train_error"] for r in rows if r["problem"] == problem and r["method"] == method
+                and r["budget"] == 1800 and setting_args(r) == setting and r["train_error"] is not None]
+        tune = [r["train_error"] for r in rows if r["problem"] == problem and r["method"] == method
+                and r["seed"] == TUNING_SEED and r["budget"] == TUNING_BUDGET and setting_args(r) == setting]
+        scores[method] = (0 if main else 1, float(np.median(main or tune)), setting)
+    if not scores:
+        return None
+    method = min(scores, key=lambda m: scores[m][:2])
+    return method, scores[method][2]
+
+
 def queue(name, path=RESULTS):
-    """The cells of a named queue, as argument lists (``tune-P``: the grids on the tuning seed;
-    ``main-P``: seeds 1-3 of every method at 30 minutes, the first-order ones with their tuned setting)."""
+    """The cells of a named queue, as argument lists.
+
+    ``tune-P``: the grids on the tuning seed. ``main-P``: seeds 1-3 at 30 minutes: tuned Adam, both HF
+    variants, tuned NAG, Adam then HF. ``long-P``: seed 1 for 2 hours: HF (both variants) and the better
+    first-order method of the 30-minute cells.
+    """
     kind, problem = name.split("-", 1)
     if problem not in PROBLEMS or kind not in ("tune", "main", "long"):
         raise SystemExit(f"unknown queue {name!r}: tune-, main- or long- and one of {sorted(PROBLEMS)}")
@@ -316,14 +339,20 @@ def queue(name, path=RESULTS):
         cells += [base + ["--method", "nag", "--lr", str(lr), "--mu-max", str(m)]
                   for m in NAG_MU_MAX for lr in NAG_LRS]
         return cells
-    seeds, budget = ((1, 2, 3), "1800") if kind == "main" else ((1,), "7200")
+    rows = records.read_records(path)
+    adam, nag = tuned(problem, "adam", rows=rows), tuned(problem, "nag", rows=rows)
+    hf = [["--method", "hf"] + HF_FAST, ["--method", "hf"]]
+    if kind == "long":
+        base = ["--problem", problem, "--seed", "1", "--budget", "7200"]
+        best = best_first_order(problem, rows)
+        first = [base + ["--method", best[0]] + best[1]] if best else []
+        return first + [base + h for h in hf]
     cells = []
-    for seed in seeds:
-        base = ["--problem", problem, "--seed", str(seed), "--budget", budget]
-        adam, nag = tuned(problem, "adam", path), tuned(problem, "nag", path)
+    for seed in (1, 2, 3):
+        base = ["--problem", problem, "--seed", str(seed), "--budget", "1800"]
         # the pair that matters most first, so a session that ends early leaves a comparison
         cells += [base + ["--method", "adam"] + adam] if adam else []
-        cells += [base + ["--method", "hf"] + HF_FAST, base + ["--method", "hf"]]
+        cells += [base + h for h in hf]
         cells += [base + ["--method", "nag"] + nag] if nag else []
         cells += [base + ["--method", "adam-hf"] + adam + HF_FAST] if adam else []
     return cells
