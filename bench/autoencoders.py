@@ -77,7 +77,10 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-import records  # noqa: E402  (bench/records.py, beside this script)
+try:  # imported as bench.autoencoders (tests, python -m bench.autoencoders)
+    from bench import records
+except ImportError:  # run as python bench/autoencoders.py: bench/ is the script's folder
+    import records
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "autoencoders.jsonl")

@@ -36,17 +36,15 @@ References
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import statistics
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import autoencoders as ae  # noqa: E402
-import records  # noqa: E402
+try:  # imported as bench.head_to_head_report (tests, python -m bench.head_to_head_report)
+    from bench import autoencoders as ae
+    from bench import records
+except ImportError:  # run as python bench/head_to_head_report.py: bench/ is the script's folder
+    import autoencoders as ae
+    import records
 
 START, END = "<!-- head-to-head:start -->", "<!-- head-to-head:end -->"
 FIRST_ORDER = ("adam", "nag")
@@ -61,7 +59,7 @@ def label(r):
         return f"NAG, lr {s['lr']:g}, μ_max {s['mu_max']:g}"
     hf = "HF [Mart10]" if s.get("cg_batch") is None and s.get("grad_batch") is None else (
         f"HF, gradient {s.get('grad_batch') or 'all'}, CG {s.get('cg_batch')}"
-        + (f", ρ on CG batch" if s.get("rho_batch") == "cg" else ""))
+        + (", ρ on CG batch" if s.get("rho_batch") == "cg" else ""))
     if r["method"] == "adam-hf":
         return f"Adam lr {s['lr']:g} for {s['switch']:.0%}, then {hf}"
     return hf

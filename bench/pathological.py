@@ -49,13 +49,9 @@ import argparse
 import contextlib
 import datetime
 import io
-import json
-import math
 import os
-import platform
 import shlex
 import signal
-import subprocess
 import sys
 import time
 
@@ -63,8 +59,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 try:  # imported as bench.pathological (tests, python -m bench.pathological)
     from bench import rnn_experiment as example
+    from bench.records import append_record, finite, git_state, machine
 except ImportError:  # run as python bench/pathological.py: bench/ is the script's folder
     import rnn_experiment as example
+    from records import append_record, finite, git_state, machine
 
 SCHEMA = 1
 RESULTS = os.path.join(HERE, "results", "pathological.jsonl")
@@ -184,19 +182,6 @@ def default_settings(args):
 # --------------------------------------------------------------------------- the record
 
 
-def finite(x):
-    """JSON-safe: non-finite floats become None (recursively)."""
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite(v) for v in x]
-    if hasattr(x, "item") and not isinstance(x, (str, bytes)):  # numpy scalars
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def subsample(n, points, keep=()):
     """At most about ``points`` indices of ``range(n)``, evenly spread, with the first, the last and ``keep``."""
     if n <= points:
@@ -235,48 +220,6 @@ def trace_of(run):
     if "cold_restart" in rows[0]:  # updates on which CG ran again from zero, over every update
         out["cold_restarts"] = sum(bool(r["cold_restart"]) for r in rows)
     return out
-
-
-def git_state():
-    """``(commit, modified)`` of the checkout: HEAD and the modified tracked files other than
-    ``bench/results/`` (a list; None, None without git)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None, None
-    changed = [line[3:] for line in status.splitlines() if line.strip()]
-    return commit, [path for path in changed if not path.startswith("bench/results/")]
-
-
-def machine():
-    import numpy
-    import pytensor
-
-    try:
-        affinity = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        affinity = None
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = None
-    blas = None
-    with contextlib.suppress(ImportError):
-        from threadpoolctl import threadpool_info
-
-        blas = [{k: d.get(k) for k in ("internal_api", "num_threads", "version")}
-                for d in threadpool_info() if d.get("user_api") == "blas"]
-    return {
-        "hostname": platform.node(), "platform": platform.platform(), "processor": platform.processor(),
-        "python": platform.python_version(), "numpy": numpy.__version__, "pytensor": pytensor.__version__,
-        "cpu_count": os.cpu_count(), "affinity": affinity, "loadavg": load,
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                               "PYTENSOR_FLAGS")},
-        "blas_libraries": blas,
-    }
 
 
 def build_record(args, result, wall_seconds, started, load_start, git):
@@ -329,28 +272,6 @@ def build_record(args, result, wall_seconds, started, load_start, git):
         "machine": info,
     }
     return finite(record)
-
-
-def append_record(path, record):
-    """Append ``record`` as one line: one ``write`` in append mode under ``flock``, then ``fsync``."""
-    line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: O_APPEND and a single write still keep lines whole on local disks
-            fcntl = None
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"append_record: wrote {written} of {len(line)} bytes to {path}")
-        os.fsync(fd)
-    finally:
-        os.close(fd)  # releases the lock
-    return line
 
 
 def _interrupt(signum, frame):

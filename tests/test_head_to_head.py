@@ -5,10 +5,8 @@ Sutskever et al. 2013's momentum schedule (values worked by hand); the CURVES
 images rendered pixel by pixel with the same model of a pen.
 """
 
-import json
 import math
 import pathlib
-import sys
 
 import numpy as np
 import pytensor
@@ -150,8 +148,7 @@ def test_mnist_split():
 
 
 # --------------------------------------------------------------------------- the report
-sys.path.insert(0, str(ROOT / "bench"))
-import head_to_head_report as report  # noqa: E402
+from bench import head_to_head_report as report  # noqa: E402
 
 
 def _rec(method, seed, curve, budget=1800.0, **settings):
