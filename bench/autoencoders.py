@@ -248,6 +248,12 @@ def cell_key(rec):
             float(rec["budget"]))
 
 
+def key_of(opts):
+    """The key of the cell that the parsed arguments ``opts`` run."""
+    return cell_key({"problem": opts.problem, "method": opts.method, "settings": settings_of(opts),
+                     "seed": opts.seed, "budget": opts.budget})
+
+
 def done_keys(path=RESULTS):
     return {cell_key(r) for r in records.read_records(path)}
 
@@ -387,19 +393,10 @@ def parse_args(argv=None):
 def main(argv=None):
     opts = parse_args(argv)
     if opts.queue:
-        import subprocess
-
-        for cell in queue(opts.queue, opts.results):
-            sub = parse_args(cell + ["--results", opts.results])
-            key = cell_key({"problem": sub.problem, "method": sub.method, "settings": settings_of(sub),
-                            "seed": sub.seed, "budget": sub.budget})
-            if key in done_keys(opts.results):
-                continue
-            print("cell:", " ".join(cell), flush=True)
-            subprocess.run([sys.executable, os.path.abspath(__file__)] + cell + ["--results", opts.results])
+        cells = [cell + ["--results", opts.results] for cell in queue(opts.queue, opts.results)]
+        records.run_queue(__file__, cells, lambda cell: key_of(parse_args(cell)) in done_keys(opts.results))
         return
-    key = cell_key({"problem": opts.problem, "method": opts.method, "settings": settings_of(opts),
-                    "seed": opts.seed, "budget": opts.budget})
+    key = key_of(opts)
     if key in done_keys(opts.results) and not opts.force:
         print("already in", opts.results, ":", key)
         return

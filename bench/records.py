@@ -99,3 +99,21 @@ def read_records(path):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def run_queue(script, cells, is_done):
+    """Run ``python script *cell`` for each cell (a list of arguments) that ``is_done(cell)`` says has no
+    record yet, one after another, each in its own process; asked again before each cell, so cells that
+    another process finished meanwhile are skipped. A cell that fails is reported and the queue goes on
+    (it stays missing, and the next run of the queue tries it again). Returns the cells that failed."""
+    import sys
+
+    failed = []
+    for cell in cells:
+        if is_done(cell):
+            continue
+        print("cell:", " ".join(cell), flush=True)
+        if subprocess.run([sys.executable, os.path.abspath(script), *cell]).returncode != 0:
+            print("cell failed:", " ".join(cell), flush=True)
+            failed.append(cell)
+    return failed

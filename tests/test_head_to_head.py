@@ -5,6 +5,7 @@ Sutskever et al. 2013's momentum schedule (values worked by hand); the CURVES
 images rendered pixel by pixel with the same model of a pen.
 """
 
+import json
 import math
 import pathlib
 
@@ -195,3 +196,39 @@ def test_replace_between_markers(tmp_path):
     (tmp_path / "plain.md").write_text("no markers\n")
     with pytest.raises(SystemExit, match="markers"):
         report.replace_between(tmp_path / "plain.md", "x")
+
+
+# --------------------------------------------------------------------------- the RNN queue
+from bench import rnn_queue  # noqa: E402
+
+
+def _rnn(lr, seed, solved, t=None, best=0.5, budget=300.0, bias="kingma-ba", variant=None, T=50):
+    return {"task": "addition", "T": T, "optimizer": "adam", "lr": lr, "seed": seed,
+            "budget": {"seconds": budget}, "settings": {"adam_bias": bias}, "variant": variant or {},
+            "outcome": {"solved": solved, "time_to_solve": t, "best_success": best}}
+
+
+def test_rnn_best_lr_prefers_solved_then_faster_then_higher_success():
+    rows = [_rnn(1e-3, 0, False, best=0.9), _rnn(3e-3, 0, True, t=200.0), _rnn(1e-2, 0, True, t=100.0),
+            _rnn(3e-2, 0, True, t=50.0, bias="downhill"),        # downhill's Adam does not count
+            _rnn(1e-4, 0, True, t=10.0, variant={"hidden": 100}),  # nor a cell with another setting
+            _rnn(3e-4, 1, True, t=1.0)]                         # nor a reported seed
+    assert rnn_queue.best_lr(rows, "addition", 50) == 1e-2
+    assert rnn_queue.best_lr([_rnn(1e-3, 0, False, best=0.4), _rnn(3e-3, 0, False, best=0.7)],
+                             "addition", 50) == 3e-3
+    assert rnn_queue.best_lr(rows, "addition", 100) is None
+
+
+def test_rnn_main_queue_runs_the_tuned_rate_on_each_seed_and_skips_done_cells(tmp_path, monkeypatch):
+    rows = [_rnn(1e-2, 0, True, t=100.0), _rnn(1e-2, 1, True, t=80.0, budget=1800.0)]
+    main = [c for c in rnn_queue.queue("main", rows) if c[:2] == ("addition", 50)]
+    assert main == [("addition", 50, 1e-2, s, 1800.0) for s in (1, 2, 3)]
+    assert rnn_queue.done(rows, *main[0]) and not rnn_queue.done(rows, *main[1])
+    results = tmp_path / "p.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ran = []
+    monkeypatch.setattr(rnn_queue.records, "run_queue",
+                        lambda script, cells, is_done: ran.extend(c for c in cells if not is_done(c)))
+    rnn_queue.main(["main", "--results", str(results)])
+    seeds = [c[c.index("--seed") + 1] for c in ran if c[1] == "addition" and c[3] == "50"]
+    assert seeds == ["2", "3"]
