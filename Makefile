@@ -10,7 +10,7 @@ export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.pytensor
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,examples,mpi]'
+	$(PY) -m pip install --quiet -e '.[test,examples,mpi,mnist]'
 	touch $@
 
 # One pytest worker per core (at most four; pytest-xdist), each test file on one worker so the
