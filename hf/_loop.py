@@ -283,9 +283,21 @@ class Trainer:
                 "bad_validations": int(self.bad_validations),
                 "best_params": None if self.best_params is None else dict(zip(names, self.best_params)),
                 "last_valid": {storage_key(k): np.float64(v) for k, v in self._last_valid.items()},
+                "settings": {k: getattr(self, k) for k in _REPORTED_SETTINGS if hasattr(self, k)},
             },
+            "options": self._options(),
             "history": json.dumps(self.history),
         }
+
+    def _options(self) -> dict:
+        """Hook: the optimizer's own options, stored in checkpoints so a resume can say
+        which of those it is given now differ from the checkpoint's run."""
+        return {}
+
+    def _checkpoint_overrides(self, state) -> dict:
+        """Hook: ``{option: what replaces it}`` for the options whose value a resume
+        takes from the checkpoint's state instead (HF: ``damping``, the current λ)."""
+        return {}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`; parameter names and shapes must match."""
@@ -332,8 +344,9 @@ class Trainer:
         """
         settings, options = self._settings(kwargs)
         run = self._start(train, valid, **options)
-        self._open(settings, run)
-        return self._loop(run, settings, restore_best=True)
+        gen = self._loop(run, settings, restore_best=True)
+        self._open(settings, run, gen)
+        return gen
 
     def train(self, train=None, valid=None, *, restore_best=True, **kwargs):
         """Run :meth:`iterate` to its end (update cap, patience or Ctrl-C).
@@ -364,7 +377,15 @@ class Trainer:
         checkpoint : path, optional
             HDF5 checkpoint written every ``checkpoint_every`` updates and at the
             end; when the file exists the run resumes from it. Its directory is
-            checked for writing before the first update.
+            checked for writing before the first update. The run holds the lock
+            file ``<checkpoint>.lock`` (its process id) until it ends: a second
+            live run on the same path is refused, a lock left by a killed
+            process is taken over. A read-only checkpoint file is refused
+            (``PermissionError``), never replaced. On resume, the options given
+            now that differ from the checkpoint's run are named in a
+            ``UserWarning``: those that apply from now on, and those the
+            checkpoint's state overrides (HF's ``damping=``: the run goes on
+            with the checkpoint's λ).
         checkpoint_every : int
             Default 1.
         progress : None, bool, 'bar' or 'lines'
@@ -382,9 +403,9 @@ class Trainer:
         _checks.boolean("restore_best", restore_best, f"{type(self).__name__}.train()")
         settings, options = self._settings(kwargs)
         run = self._start(train, valid, **options)
-        self._open(settings, run)
         with _stop_requests() as stop:
             gen = self._loop(run, settings, restore_best=restore_best, stop=stop)
+            self._open(settings, run, gen)
             try:
                 for _ in gen:
                     pass
@@ -429,11 +450,14 @@ class Trainer:
         )
         return settings, options
 
-    def _open(self, settings, run):
+    def _open(self, settings, run, gen=None):
         """Start the call: resume from an existing checkpoint, or start fresh.
 
         The call's loop settings become attributes (``max_updates``, ``patience``,
         ``validate_every``, ``min_improvement``), as downhill users read them.
+        A checkpoint path is locked for the run (``<path>.lock``, released when
+        the generator ``gen`` ends or is closed): another live run on the same
+        path is refused, and so is a read-only checkpoint file.
         """
         self.max_updates = settings.max_updates
         self.patience = settings.patience
@@ -442,11 +466,19 @@ class Trainer:
         if settings.checkpoint is not None:
             from . import checkpoint as ckpt
 
-            if os.path.exists(settings.checkpoint):
-                self.resume(settings.checkpoint, run.datasets)
-                return
+            exists = os.path.exists(settings.checkpoint)
             if self.is_writer:
-                ckpt.check_writable(settings.checkpoint)
+                ckpt.check_not_read_only(settings.checkpoint)
+                if not exists:
+                    ckpt.check_writable(settings.checkpoint)
+                self._lock_checkpoint(settings.checkpoint, gen)
+            try:
+                if exists:
+                    self.resume(settings.checkpoint, run.datasets, settings=settings)
+                    return
+            except BaseException:
+                self._unlock_checkpoint()
+                raise
         self.call_updates = 0
         self.best_loss = np.float64(np.inf)
         self.best_params = None
@@ -457,10 +489,44 @@ class Trainer:
     def _begin_call(self):
         """Hook: a new call starts (not a resumed one)."""
 
+    def _lock_checkpoint(self, path, gen):
+        """Take ``<path>.lock`` for this optimizer's run (:class:`hf.checkpoint.CheckpointLock`)."""
+        import uuid
+        import weakref
+
+        from . import checkpoint as ckpt
+
+        self._unlock_checkpoint()
+        token = self.__dict__.setdefault("_run_token", uuid.uuid4().hex)
+        if gen is None:
+            alive = None
+        else:
+            ref = weakref.ref(gen)
+
+            def alive():  # the run holds the path until its generator ends, is closed or is collected
+                g = ref()
+                return g is not None and g.gi_frame is not None
+
+        lock = ckpt.CheckpointLock(path, token)
+        lock.acquire(alive, owner=f"{type(self).__name__}.iterate()")
+        self._checkpoint_lock = lock
+
+    def _unlock_checkpoint(self):
+        lock = self.__dict__.pop("_checkpoint_lock", None)
+        if lock is not None:
+            lock.release()
+
     def _loop(self, run, s, restore_best, stop=None):
         """The generator behind :meth:`iterate` and :meth:`train`; its end is the one end path.
 
         ``stop``: :meth:`train`'s :class:`_StopRequest`, checked before each update."""
+        try:
+            yield from self._loop_body(run, s, restore_best, stop)
+        finally:
+            if s.checkpoint is not None:
+                self._unlock_checkpoint()
+
+    def _loop_body(self, run, s, restore_best, stop):
         bar = None
         if s.progress in (None, "bar") and self.is_writer:
             bar = _progress_bar(s.progress, s.max_updates, self.call_updates, type(self).__name__)
@@ -481,10 +547,10 @@ class Trainer:
                 with defer_interrupts():
                     metrics, valid_metrics = self._one_update(run, s)
                 if bar is not None:
-                    bar.update(1)
+                    # The postfix first: update() draws the bar, and a postfix set after it would
+                    # show one update late (the bar's last two lines with different losses).
                     bar.set_postfix_str(_postfix(metrics, valid_metrics), refresh=False)
-                if self._print_lines:
-                    print(_line(type(self).__name__, metrics), flush=True)
+                    bar.update(1)
                 if s.callback is not None:
                     s.callback(metrics, valid_metrics)
                 yield metrics, valid_metrics
@@ -515,6 +581,8 @@ class Trainer:
         self.call_updates += 1
         metrics = collections.OrderedDict([("update", self.updates), *((k, _plain(v)) for k, v in metrics.items())])
         self.history.append(metrics)
+        if self._print_lines:  # before the validation line of this update
+            print(_line(type(self).__name__, metrics), flush=True)
         if self.comm is not None and self.updates % self.consistency_check_every == 0:
             from . import mpi
 
@@ -615,11 +683,19 @@ class Trainer:
         self.set_param_values([saved[n] for n in names])
         log.info("%s parameters loaded from %s (%s checkpoint)", which, path, state.get("kind", "unknown"))
 
-    def resume(self, path, datasets=None) -> None:
-        """Load the training state written by :meth:`save_checkpoint`."""
+    def resume(self, path, datasets=None, *, settings=None) -> None:
+        """Load the training state written by :meth:`save_checkpoint`.
+
+        The options given now and those of the checkpoint's run are compared:
+        a ``UserWarning`` names each one that differs, saying whether it applies
+        from now on or is overridden by the checkpoint's state (HF's ``damping=``
+        is: the run goes on with the checkpoint's λ). ``settings``: the loop
+        settings of the call that resumes.
+        """
         from . import checkpoint as ckpt
 
         state = ckpt.load(path)
+        changes = self._changed_options(state, settings)
         datasets = {n: ds for n, ds in (datasets or {}).items() if hasattr(ds, "load_state_dict")}
         saved = state.get("datasets") or {}
         backup = self.state_dict()
@@ -638,6 +714,47 @@ class Trainer:
                 raise
             raise ckpt.CheckpointError(f"cannot resume from {os.fspath(path)}: {err}") from err
         log.info("resumed from %s at update %d", path, self.updates)
+        if changes:
+            import warnings
+
+            warnings.warn(
+                f"{type(self).__name__}: resuming from {os.fspath(path)!r} at update {self.updates} with options "
+                f"that differ from the checkpoint's run: {'; '.join(changes)}",
+                UserWarning,
+                stacklevel=2 if settings is None else 4,  # the caller of resume(), or of iterate()/train()
+            )
+
+    def _changed_options(self, state, settings) -> list:
+        """How each option given now that differs from the checkpoint's run is treated."""
+        overrides = self._checkpoint_overrides(state)
+        given = dict(self._options())
+        saved = dict(state.get("options") or {})
+        if settings is not None:
+            given.update((k, getattr(settings, k)) for k in _REPORTED_SETTINGS)
+            saved.update((state.get("loop") or {}).get("settings") or {})
+        changes = []
+        for name, value in given.items():
+            if name not in saved or _same(saved[name], value):
+                continue
+            if name in overrides:
+                changes.append(f"{name}={value!r} is overridden by the checkpoint's {overrides[name]}")
+            else:
+                changes.append(f"{name}={value!r} applies (the checkpoint's run used {saved[name]!r})")
+        return changes
+
+
+#: Loop settings a checkpoint records, so a resume can say which of them changed.
+#: (Not ``max_updates``: a resume with a larger one is how a run is extended.)
+_REPORTED_SETTINGS = ("patience", "validate_every", "min_improvement")
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 (values that do not compare are different)
+        return False
 
 
 def _progress_bar(progress, total, initial, label):

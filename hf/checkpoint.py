@@ -65,6 +65,7 @@ import glob
 import hashlib
 import io
 import os
+import stat
 import uuid
 from collections.abc import Mapping
 
@@ -140,6 +141,9 @@ def save(path, state):
         message names the key path.  Nothing is written in that case.
     ValueError
         If a key is not a valid HDF5 name.
+    PermissionError
+        If ``path`` is a read-only file (no write bit in its mode): it is
+        neither replaced nor changed, even by a user (root) who could.
     OSError
         If the file cannot be written (disk full, file size limit, directory
         missing or read-only, ...): one error, with the ``errno`` of the
@@ -156,12 +160,14 @@ def save(path, state):
     :func:`os.replace` and the directory is ``fsync``-ed, so that a crash at
     any moment leaves either the old or the new complete file at ``path``.
     Temporary files left by killed writers (whose process no longer exists)
-    are removed.
+    are removed. The new file keeps the permission bits of the file it
+    replaces.
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"save: state must be a dict, got {type(state).__name__}")
     _validate(state, "state")
     path = os.fspath(path)
+    check_not_read_only(path)
     image = _serialize(state)
     directory = os.path.dirname(os.path.abspath(path))
     _remove_stale_temporaries(path)
@@ -173,6 +179,8 @@ def save(path, state):
         raise _write_error(path, err, had_previous) from None
     try:
         try:
+            if had_previous:  # the new file keeps the mode of the one it replaces
+                os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
             _write_all(fd, image)
             os.fsync(fd)
         except BaseException:
@@ -286,6 +294,118 @@ def check_writable(path):
             os.remove(probe)
         except OSError:
             pass
+
+
+def check_not_read_only(path, what="checkpoint"):
+    """Raise ``PermissionError`` if ``path`` is an existing file with no write bit set.
+
+    :func:`save` replaces a file by renaming a new one over it, which only
+    needs the directory to be writable: a checkpoint made read-only
+    (``chmod a-w``) to keep it would be replaced, and its mode with it. The
+    mode bits are read rather than ``os.access``, which says yes to root.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if os.path.isfile(path) and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(
+            errno.EACCES,
+            f"{what} {path!r} is read-only (mode {mode:#o}): hf does not replace a read-only checkpoint; "
+            "make it writable (chmod u+w) or pass another checkpoint= path",
+        )
+
+
+# --------------------------------------------------------------------------- lock
+
+LOCK_SUFFIX = ".lock"
+
+
+class CheckpointLock:
+    """A lock file ``<path>.lock`` that keeps two live runs off one checkpoint path.
+
+    The file holds the process id and a token unique to the run. A run may take
+    the lock when there is no lock file, when the file is its own (same token),
+    or when the process that wrote it is gone (a killed run: a stale lock).
+    Within one process, a lock whose run has ended or been garbage collected
+    (``alive()`` false) is stale too.
+
+    Parameters
+    ----------
+    path : str
+        The checkpoint path.
+    token : str
+        Identifies the run (e.g. one per optimizer).
+    alive : callable, optional
+        For a lock of this process: whether the run holding ``token`` still
+        runs. Default: the lock is held.
+    """
+
+    _live = {}  # this process's locks: lock path -> (token, alive)
+
+    def __init__(self, path, token):
+        self.path = os.fspath(path)
+        self.lock_path = self.path + LOCK_SUFFIX
+        self.token = token
+
+    def acquire(self, alive=None, owner=""):
+        """Take the lock, or raise :class:`CheckpointError` naming the run that holds it."""
+        prefix = f"{owner}: " if owner else ""
+        for _ in range(3):  # bounded: a racing run can take a stale lock between two tries
+            try:
+                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                             0o666)
+            except FileExistsError:
+                pid, token = self._read()
+                if token == self.token and pid == os.getpid():
+                    break
+                if pid is not None and pid != os.getpid() and _process_alive(pid):
+                    raise CheckpointError(
+                        f"{prefix}checkpoint={self.path!r} is held by another run (process {pid}, lock file "
+                        f"{self.lock_path!r}): two runs writing one checkpoint would overwrite each other's "
+                        "state; give each run its own checkpoint path"
+                    ) from None
+                if pid == os.getpid():
+                    held = self._live.get(self.lock_path)
+                    if held is not None and held[0] == token and held[1]():
+                        raise CheckpointError(
+                            f"{prefix}checkpoint={self.path!r} is held by another run in this process "
+                            f"(process {pid}, lock file {self.lock_path!r}): two runs writing one checkpoint "
+                            "would overwrite each other's state; let the other run end (or close its "
+                            "iterate() generator) or give each run its own checkpoint path"
+                        ) from None
+                try:  # a stale lock: its run is gone
+                    os.remove(self.lock_path)
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()} {self.token}\n")
+            break
+        else:
+            raise CheckpointError(f"{prefix}cannot take the lock {self.lock_path!r} of checkpoint={self.path!r}")
+        self._live[self.lock_path] = (self.token, alive or (lambda: True))
+
+    def release(self):
+        """Remove the lock file if it is still this run's."""
+        held = self._live.get(self.lock_path)
+        if held is not None and held[0] == self.token:
+            del self._live[self.lock_path]
+        pid, token = self._read()
+        if pid == os.getpid() and token == self.token:
+            try:
+                os.remove(self.lock_path)
+            except OSError:
+                pass
+
+    def _read(self):
+        """``(pid, token)`` of the lock file; ``(None, None)`` when missing or unreadable."""
+        try:
+            with open(self.lock_path) as f:
+                pid, token = f.read().split()[:2]
+            return int(pid), token
+        except (OSError, ValueError):
+            return None, None
 
 
 def _fsync_directory(directory):

@@ -23,6 +23,7 @@ __all__ = [
     "find_inputs_and_params",
     "check_inputs_used",
     "check_params",
+    "check_scalar_cost",
     "check_connected",
     "param_label",
     "flatten",
@@ -123,6 +124,20 @@ def check_inputs_used(inputs, outputs, owner: str) -> None:
     unused = [f"inputs[{i}] ({x})" for i, x in enumerate(inputs) if id(x) not in used]
     if unused:
         raise ValueError(f"{owner}: {', '.join(unused)} not used by the graph")
+
+
+def check_scalar_cost(cost, owner: str = "", name: str = "cost") -> None:
+    """Raise unless ``cost`` is a scalar symbolic variable (``pytensor.grad`` would
+    fail later with "Cost must be a scalar", naming neither the argument nor the fix)."""
+    prefix = f"{owner}: " if owner else ""
+    if not isinstance(cost, Variable):
+        raise TypeError(f"{prefix}{name} must be a scalar symbolic PyTensor variable, got {type(cost).__name__}")
+    ndim = getattr(cost.type, "ndim", None)
+    if ndim != 0:
+        raise ValueError(
+            f"{prefix}{name} must be a scalar (the mean loss over the examples of a batch), got {cost} of "
+            f"ndim {ndim}: average the per-example losses, e.g. {name}.mean()"
+        )
 
 
 def check_params(params, name: str = "params") -> list:

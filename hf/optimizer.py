@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Variable
 
 from . import _checks, _compile
@@ -27,6 +28,7 @@ from ._loop import Run, Trainer, log, monitor_pairs
 from .curvature import StructuralDamping, damped_gauss_newton_product, gauss_newton_product
 from .graph import (
     check_connected,
+    check_scalar_cost,
     check_inputs_used,
     check_params,
     flatten,
@@ -148,6 +150,15 @@ class HFOptimizer(Trainer):
     compiles the graphs, builds its callables on the batches and writes the step
     into the shared variables.
 
+    Before the first update of :meth:`iterate`/:meth:`train`, the first batch is
+    checked: the cost must be a mean over its examples (the loss of the batch
+    equals the size-weighted mean of its halves' losses), the loss must be
+    convex in ``s`` (the per-row blocks of its Hessian in ``s``, over at most 16
+    output units of at most 32 examples, have no negative eigenvalue), and a
+    structural damping mask must have the shape of the preactivation's leading
+    axes. Every batch is refused when an integer input the graph uses as an
+    index (a class label) holds a negative value.
+
     Metrics
     -------
     Each update yields (and appends to :attr:`history`) one dict:
@@ -225,6 +236,7 @@ class HFOptimizer(Trainer):
     ):
         owner = "HFOptimizer"
         params = check_params(params)
+        check_scalar_cost(cost, owner)
         check_connected(cost, params, "the cost", owner=owner)
         self.params = params
         self.cost = cost
@@ -299,6 +311,17 @@ class HFOptimizer(Trainer):
         self._init_loop()
         self.state = DampingState(self.initial_damping, None)
         self._mean_checked = False
+        self._batch_checked = False
+        self._given_options = {
+            "damping": self.initial_damping, "min_damping": self.config.min_damping,
+            "max_damping": self.config.max_damping, "max_cg_iters": self.config.max_cg_iters,
+            "cg_tol": self.config.cg_tol, "cg_decay": self.config.cg_decay,
+            "shrink_warm_start": self.config.shrink_warm_start, "cold_restart": self.config.cold_restart,
+            "cg_fraction": self.cg_fraction, "preconditioner": self.preconditioner,
+            "preconditioner_examples": self.preconditioner_examples, "line_search": self.config.line_search,
+            "structural_damping_weight": self.config.structural_weight, "chunk_size": self.reduce.chunk_size,
+            "forward_cache": self.forward_cache, "rho_batch": self.config.rho_batch, "jv": self.jv,
+        }
 
     @property
     def damping(self) -> float:
@@ -497,7 +520,93 @@ class HFOptimizer(Trainer):
                 cg_batch = self.reduce.head(batch, self.cg_fraction)
         if not self._mean_checked:
             self._check_mean_cost(batch)
+        if not self._batch_checked:
+            self._check_structural_mask(cg_batch)
+            self._check_convex_in_s(cg_batch)
+            self._batch_checked = True
         return self.step(batch, cg_batch, t0=t0)
+
+    def _check_structural_mask(self, batch):
+        """Refuse, on the first batch, a structural damping mask whose shape is not the
+        preactivation's leading axes (a transposed mask, a wrong one): it would fail
+        inside the Gauss-Newton product and be blamed on the data."""
+        sd = self.structural_damping
+        if sd is None or sd.mask is None:
+            return
+        with _compile.quiet():
+            f = _compile.function(self.inputs, [sd.preactivation.shape, sd.mask.shape], name="hf_mask_shapes",
+                                  on_unused_input="ignore", mode=Mode(linker="py", optimizer="fast_compile"))
+        a_shape, m_shape = (tuple(int(d) for d in x) for x in _call_on(f, batch.head(max(1, min(batch.size, 64)))))
+        if m_shape != a_shape[: len(m_shape)]:
+            raise ValueError(
+                f"HFOptimizer: structural_damping: mask has shape {m_shape} on {batch.source or 'the first batch'}, "
+                f"while the preactivation has shape {a_shape}: the mask must have the shape of the "
+                f"preactivation's leading axes, {a_shape[: len(m_shape)]} ((T, batch) for a time-major scan). "
+                "Is the mask transposed, or is it another variable?"
+            )
+
+    def _check_convex_in_s(self, batch):
+        """Refuse, on the first batch, a loss that is not convex in ``s``.
+
+        The Gauss-Newton matrix ``Jᵀ H J`` is positive semi-definite only when the
+        loss's Hessian ``H`` in ``s`` is. For a loss that is a sum over rows of
+        ``s`` (the examples, and time steps), ``H`` is block diagonal, one block of
+        ``k`` output units per row; ``k`` (at most 16) products ``H u`` with ``u``
+        one unit's indicator give every row's block of those units, whose smallest
+        eigenvalue must not be negative (a principal block of a positive
+        semi-definite matrix is one). Checked on at most 32 examples.
+        """
+        if self.s.ndim == 0 or not self.inputs:
+            return
+        s = self.s
+        k = 1 if s.ndim == 1 else None
+        u = pt.tensor("u", dtype=s.dtype, shape=(None,) * s.ndim)
+        try:
+            with _compile.quiet():
+                gs = pytensor.grad(self.cost, s)
+                Hu = pytensor.grad(pt.sum(gs * pytensor.gradient.disconnected_grad(u)), s)
+                # Run once, on a few examples: compiled for compile speed, not run speed.
+                mode = Mode(linker="py", optimizer="fast_compile")
+                f_s = _compile.function(self.inputs, s.shape, name="hf_s_shape", on_unused_input="ignore",
+                                        mode=mode)
+                f_hu = _compile.function(self.inputs + [u], Hu, name="hf_loss_hessian_s", on_unused_input="ignore",
+                                         mode=mode)
+        except Exception as err:  # noqa: BLE001 (an op without a second derivative: the check is skipped)
+            log.debug("HFOptimizer: convexity check in s skipped: %s", err)
+            return
+        head = batch.head(max(1, min(batch.size, 32)))
+        shape = tuple(int(d) for d in _call_on(f_s, head))
+        k = 1 if s.ndim == 1 else shape[-1]
+        units = np.arange(k) if k <= 16 else np.random.default_rng(0).choice(k, 16, replace=False)
+        rows = int(np.prod(shape[:-1])) if s.ndim > 1 else shape[0]
+        blocks = np.empty((rows, len(units), len(units)))
+        for j, unit in enumerate(units):
+            e = np.zeros(shape, dtype=s.dtype)
+            e[..., unit] = 1
+            h = np.asarray(_call_on(f_hu, head, e), dtype=np.float64)
+            h = h.reshape(rows, -1) if s.ndim > 1 else h.reshape(rows, 1)
+            blocks[:, :, j] = h[:, units] if s.ndim > 1 else h
+        blocks = 0.5 * (blocks + blocks.transpose(0, 2, 1))
+        eig, vecs = np.linalg.eigh(blocks)
+        row = int(np.argmin(eig[:, 0]))
+        hi = float(np.abs(eig).max())
+        tol = 1e-3 if np.dtype(s.dtype) == np.float32 else 1e-8
+        if eig[row, 0] >= -tol * max(hi, 1e-30):
+            return
+        # A loss that couples rows (e.g. time steps) makes the blocks above sums over
+        # rows: confirm with the true quadratic form along the block's eigenvector.
+        e = np.zeros((rows, k), dtype=s.dtype)
+        e[row, units] = vecs[row, :, 0]
+        e = e.reshape(shape)
+        lo = float(np.sum(e * np.asarray(_call_on(f_hu, head, e), dtype=np.float64)))
+        if lo < -tol * max(hi, 1e-30):
+            raise ValueError(
+                f"HFOptimizer: the loss is not convex in s on {batch.source or 'the first batch'}: its Hessian "
+                f"in s has an eigenvalue ≤ {lo:.3g} (uᵀHu along a unit vector u; largest |eigenvalue| {hi:.3g}), so the Gauss-Newton matrix is not positive "
+                "semi-definite and CG's steps are not descent directions. Cut the graph where the loss is "
+                "convex: s must be the pre-softmax logits for cross-entropy, a linear output for squared error, "
+                "the pre-sigmoid output for logistic cross-entropy (not, e.g., softmax(s) in a squared error)"
+            )
 
     def _check_mean_cost(self, batch):
         """Refuse a cost that is not a mean over examples, once, on the first batch.
@@ -514,13 +623,46 @@ class HFOptimizer(Trainer):
         split = float(ExampleMean().over(self._f_loss, halves)[0])  # this process's data only
         tol = 1e-4 if np.dtype(self.cost.dtype) == np.float32 else 1e-8
         if math.isfinite(whole) and math.isfinite(split) and abs(whole - split) > tol * max(abs(whole), abs(split), 1e-30):
+            axes = sorted(set(batch.axes))
+            where = (f"along axis {axes[0]} of every array" if len(axes) == 1 else f"along axes {batch.axes}")
+            other = self._mean_along_other_axis(batch, tol)
+            if other is not None:
+                advice = (f"The cost is a mean along axis {other} instead, while the examples of a list of arrays "
+                          f"lie along axis 0 of a list: for time-major data (T, batch, ...) pass "
+                          f"hf.Dataset([X, Y], axis={other}, batch_size=...) instead of the list")
+            else:
+                advice = ("Divide the cost by the number of examples (e.g. use .mean() instead of .sum()); or, if "
+                          "the examples lie along another axis (time-major data), say so: the examples of a list "
+                          "of arrays lie along axis 0 of a list, so pass hf.Dataset([X, Y], axis=1, batch_size=...)")
             raise ValueError(
                 f"HFOptimizer: the cost must be a mean over the examples of a batch: on {batch.source or 'the first batch'} "
-                f"({n} examples) it is {whole:.6g}, while the size-weighted mean of its two halves is {split:.6g} "
-                f"(ratio {whole / split if split else float('inf'):.3g}; a sum over examples gives about n/2). "
-                "Divide the cost by the number of examples (e.g. use .mean() instead of .sum())"
+                f"({n} examples {where}) it is {whole:.6g}, while the size-weighted mean of its two halves is "
+                f"{split:.6g} (ratio {whole / split if split else float('inf'):.3g}; a sum over examples gives "
+                f"about n/2). {advice}"
             )
         self._mean_checked = True
+
+    def _mean_along_other_axis(self, batch, tol):
+        """The axis (1 or 2) along which the cost is a mean over halves, when the batch
+        was cut along axis 0; None when there is none."""
+        if any(a != 0 for a in batch.axes):
+            return None
+        for axis in (1, 2):
+            arrays = batch.arrays
+            if not all(getattr(a, "ndim", 0) > axis for a in arrays):
+                return None
+            n = arrays[0].shape[axis]
+            if n < 2 or any(a.shape[axis] != n for a in arrays):
+                continue
+            other = Batch(tuple(arrays), (axis,) * len(arrays), None, batch.source)
+            try:
+                whole = float(ExampleMean()(self._f_loss, other)[0])
+                split = float(ExampleMean().over(self._f_loss, [h for h, _ in other.chunks((n + 1) // 2)])[0])
+            except ValueError:
+                continue
+            if math.isfinite(whole) and abs(whole - split) <= tol * max(abs(whole), abs(split), 1e-30):
+                return axis
+        return None
 
     def step(self, batch: Batch, cg_batch: Batch | None = None, *, t0=None) -> collections.OrderedDict:
         """One HF update on explicit batches; returns its metrics (see the class Notes).
@@ -595,6 +737,14 @@ class HFOptimizer(Trainer):
         return metrics
 
     # ------------------------------------------------------------------ state
+    def _options(self) -> dict:
+        return dict(self._given_options)
+
+    def _checkpoint_overrides(self, state) -> dict:
+        lam = (state.get("optimizer") or {}).get("damping")
+        now = f" λ={float(lam):.6g}" if lam is not None else " λ"
+        return {"damping": f"damping{now}, with which the run goes on"}
+
     def _optimizer_state(self) -> dict:
         """λ and the CG warm start (an empty array before the first update)."""
         x = self.state.cg_x
@@ -615,6 +765,13 @@ class HFOptimizer(Trainer):
         elif not np.all(np.isfinite(x)):
             raise ValueError("checkpoint CG warm start holds non-finite values")
         self.state = DampingState(lam, None if x is None else x.copy())
+
+
+def _call_on(fn, batch, *args):
+    """``fn`` on ``batch`` (checked like every compiled call, see :func:`hf.reduce.call`)."""
+    from .reduce import call
+
+    return call(fn, batch, *args)
 
 
 def _source(ds) -> str:

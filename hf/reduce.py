@@ -174,23 +174,112 @@ def call(fn: Callable, batch: Batch, *args):
     A compiled function fails deep inside PyTensor when the user's arrays do not
     fit the graph (a wrong feature dimension, a label out of range); the error is
     re-raised as a ``ValueError`` naming the batch's source and the inputs' names
-    and shapes, with PyTensor's message after them.
+    and shapes, with PyTensor's message after them. A negative value in an
+    integer input that the graph uses as an index (a class label) is refused the
+    same way before the call: PyTensor, like numpy, would count it from the end
+    (label -1 picks the last class) and train on it without a word.
     """
+    for i in index_positions(fn):
+        if i < len(batch.arrays):
+            a = batch.arrays[i]
+            if getattr(a, "size", 0) and np.min(a) < 0:
+                where = tuple(int(k) for k in np.argwhere(np.asarray(a) < 0)[0])
+                name = _input_names(fn)[i] or f"input {i}"
+                raise _data_error(
+                    fn, batch,
+                    f"input {name!r} holds {np.asarray(a)[where].item()!r} at index {where if len(where) > 1 else where[0]}, "
+                    "and the graph uses it as an index (a class label): a negative index would count from the "
+                    "end and pick the last class without a word",
+                )
     try:
         return fn(*batch.arrays, *args)
     except (ValueError, IndexError, TypeError, AssertionError) as err:
-        names = [getattr(getattr(i, "variable", None), "name", None) for i in getattr(getattr(fn, "maker", None), "inputs", ())]
-        shapes = ", ".join(
-            f"{names[i] if i < len(names) and names[i] else f'input {i}'} {np.shape(a)} {getattr(a, 'dtype', '')}"
-            for i, a in enumerate(batch.arrays)
-        )
-        where = f"a batch of {batch.source}" if batch.source else "a batch"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{getattr(fn, 'name', None) or 'a compiled function'} failed on {where} with inputs [{shapes}]: "
-            f"{type(err).__name__}: {first}. Check that the data match the graph's inputs (feature sizes, "
-            "label ranges)"
-        ) from err
+        raise _data_error(fn, batch, f"{type(err).__name__}: {first}") from err
+
+
+def _input_names(fn) -> list:
+    return [getattr(getattr(i, "variable", None), "name", None) for i in getattr(getattr(fn, "maker", None), "inputs", ())]
+
+
+def _data_error(fn, batch: Batch, reason: str) -> ValueError:
+    """The ValueError of :func:`call`: the function, the batch's source, its inputs and ``reason``."""
+    names = _input_names(fn)
+    shapes = ", ".join(
+        f"{names[i] if i < len(names) and names[i] else f'input {i}'} {np.shape(a)} {getattr(a, 'dtype', '')}"
+        for i, a in enumerate(batch.arrays)
+    )
+    where = f"a batch of {batch.source}" if batch.source else "a batch"
+    return ValueError(
+        f"{getattr(fn, 'name', None) or 'a compiled function'} failed on {where} with inputs [{shapes}]: "
+        f"{reason}. Check that the data match the graph's inputs (feature sizes, label ranges)"
+    )
+
+
+#: Ops whose output holds values of their first input unchanged (views, casts, slices, gathers).
+_VALUE_PRESERVING = frozenset({"DimShuffle", "Reshape", "SpecifyShape", "Subtensor", "AdvancedSubtensor",
+                               "AdvancedSubtensor1", "DeepCopyOp", "OutputGuard", "Assert"})
+
+
+def index_positions(fn) -> tuple:
+    """Positions of ``fn``'s integer inputs that its graph uses as indices (advanced indexing).
+
+    Read once from the compiled graph (``fn.maker.fgraph``, ``scan`` inner graphs
+    included) and remembered on ``fn``; a callable that is not a compiled
+    PyTensor function has none.
+    """
+    cached = getattr(fn, "_hf_index_positions", None)
+    if cached is not None:
+        return cached
+    fgraph = getattr(getattr(fn, "maker", None), "fgraph", None)
+    positions = ()
+    if fgraph is not None:
+        used = _used_as_index(fgraph.outputs)
+        positions = tuple(i for i, v in enumerate(fgraph.inputs)
+                          if id(v) in used and str(getattr(v.type, "dtype", "")).startswith(("int", "uint")))
+    try:
+        fn._hf_index_positions = positions
+    except AttributeError:
+        pass
+    return positions
+
+
+def _used_as_index(outputs) -> set:
+    """Ids of the root variables of ``outputs`` whose values reach an index slot of an
+    advanced-indexing op through value-preserving ops only."""
+    from pytensor.graph.traversal import io_toposort, graph_inputs
+
+    seeds = []
+    for node in io_toposort(list(graph_inputs(outputs)), list(outputs)):
+        name = type(node.op).__name__
+        if name in ("AdvancedSubtensor", "AdvancedSubtensor1"):
+            seeds.extend(node.inputs[1:])
+        elif name in ("AdvancedIncSubtensor", "AdvancedIncSubtensor1"):
+            seeds.extend(node.inputs[2:])
+        elif name == "Scan":
+            inner = node.op.inner_inputs
+            used = _used_as_index(node.op.inner_outputs)
+            n_seqs, n_non = node.op.info.n_seqs, node.op.info.n_non_seqs
+            pairs = list(zip(node.inputs[1:1 + n_seqs], inner[:n_seqs]))
+            if n_non:
+                pairs += list(zip(node.inputs[-n_non:], inner[-n_non:]))
+            seeds.extend(outer for outer, v in pairs if id(v) in used)
+    found, seen = set(), set()
+    while seeds:  # each variable is expanded once: bounded by the graph's size
+        v = seeds.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        owner = v.owner
+        if owner is None:
+            found.add(id(v))
+            continue
+        op = owner.op
+        name = type(op).__name__
+        cast = name == "Elemwise" and type(getattr(op, "scalar_op", None)).__name__ in ("Cast", "Identity")
+        if (name in _VALUE_PRESERVING or cast) and owner.inputs:
+            seeds.append(owner.inputs[0])
+    return found
 
 
 def as_batch(arrays: Sequence, axes: Sequence[int], mask_index: int | None = None, *, source: str = "") -> Batch:
