@@ -219,7 +219,7 @@ def test_settings_are_attributes_once_iterate_starts():
                      momentum=0.5, max_gradient_norm=2.0, progress=False)
     next(it)
     assert (opt.patience, opt.min_improvement, opt.validate_every) == (3, 0.1, 2)
-    assert (opt.learning_rate, opt.momentum, opt.max_gradient_norm, opt.nesterov) == (0.2, 0.5, 2.0, False)
+    assert (opt.learning_rate.get_value(), opt.momentum, opt.max_gradient_norm, opt.nesterov) == (0.2, 0.5, 2.0, False)
 
 
 def test_max_updates_counts_this_call_and_accumulators_start_afresh():

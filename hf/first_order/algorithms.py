@@ -30,11 +30,11 @@ import warnings
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.gradient import pullback, pushforward
 
 from . import hyperparameters as hp
 from .base import Optimizer
-from .hyperparameters import halflife_to_decay
 
 __all__ = ["SGD", "NAG", "RProp", "ADAGRAD", "RMSProp", "ADADELTA", "ESGD", "Adam"]
 
@@ -91,16 +91,16 @@ class RProp(Optimizer):
                           stacklevel=4)
 
     def _get_updates_for(self, param, grad):
-        lr = self.learning_rate
-        initial = float(lr.eval()) if hasattr(lr, "eval") else lr
+        lr = self.learning_rate  # a shared scalar: the step sizes (re)start from its value then
+        initial = lr if isinstance(lr, SharedVariable) else float(lr.eval())
         grad_tm1 = self._slot(param, "grad")
         step_tm1 = self._slot(param, "step", initial)
         same = grad * grad_tm1
-        factor = pt.switch(same > 0, self._as(self.rprop_increase, param),
-                           pt.switch(same < 0, self._as(self.rprop_decrease, param), self._as(1.0, param)))
+        factor = pt.switch(same > 0, self._as(self.step_increase, param),
+                           pt.switch(same < 0, self._as(self.step_decrease, param), self._as(1.0, param)))
         # Every step size is clipped, the unchanged ones too, as downhill does: min(max(s, lo), hi).
-        step_t = pt.minimum(pt.maximum(step_tm1 * factor, self._as(self.rprop_min_step, param)),
-                            self._as(self.rprop_max_step, param))
+        step_t = pt.minimum(pt.maximum(step_tm1 * factor, self._as(self.min_step, param)),
+                            self._as(self.max_step, param))
         grad_t = pt.switch(same < 0, pt.zeros_like(grad), grad)
         yield param, pt.sign(grad_t) * step_t
         yield grad_tm1, grad_t
@@ -120,7 +120,7 @@ class ADAGRAD(Optimizer):
         g2_tm1 = self._slot(param, "g2_sum")
         g2_t = g2_tm1 + grad * grad
         yield g2_tm1, g2_t
-        yield param, self._as(self.learning_rate, param) * grad / pt.sqrt(g2_t + self._as(self.rms_regularizer, param))
+        yield param, self._as(self.learning_rate, param) * grad / pt.sqrt(g2_t + self._as(self.epsilon, param))
 
 
 class RMSProp(Optimizer):
@@ -137,10 +137,6 @@ class RMSProp(Optimizer):
 
     hyperparameters = (hp.RMS_HALFLIFE, hp.RMS_REGULARIZER)
 
-    def _prepare(self, **hyper):
-        super()._prepare(**hyper)
-        self.ewma = halflife_to_decay(self.rms_halflife)
-
     def _get_updates_for(self, param, grad):
         gamma = self._as(self.ewma, param)
         one = self._as(1.0, param)
@@ -148,7 +144,7 @@ class RMSProp(Optimizer):
         g2_tm1 = self._slot(param, "g2_ewma")
         g1_t = gamma * g1_tm1 + (one - gamma) * grad
         g2_t = gamma * g2_tm1 + (one - gamma) * grad * grad
-        rms = pt.sqrt(g2_t - g1_t * g1_t + self._as(self.rms_regularizer, param))
+        rms = pt.sqrt(g2_t - g1_t * g1_t + self._as(self.epsilon, param))
         yield g1_tm1, g1_t
         yield g2_tm1, g2_t
         yield param, self._as(self.learning_rate, param) * grad / rms
@@ -171,7 +167,7 @@ class ADADELTA(RMSProp):
     def _get_updates_for(self, param, grad):
         gamma = self._as(self.ewma, param)
         one = self._as(1.0, param)
-        eps = self._as(self.rms_regularizer, param)
+        eps = self._as(self.epsilon, param)
         x2_tm1 = self._slot(param, "x2_ewma")
         g2_tm1 = self._slot(param, "g2_ewma")
         g2_t = gamma * g2_tm1 + (one - gamma) * grad * grad
@@ -234,6 +230,9 @@ class ESGD(RMSProp):
                          monitor_gradients=monitor_gradients)
         self._random_generator(rng)
 
+    def _graph_key(self):
+        return (self.hv_method,)
+
     def _hessian_block_product(self, grad, param, v):
         if self.hv_method == "rop":
             return pushforward(grad, param, v, disconnected_outputs="ignore")
@@ -255,7 +254,7 @@ class ESGD(RMSProp):
         d_tm1 = self._slot(param, "hv2_ewma")
         d_t = gamma * d_tm1 + (self._as(1.0, param) - gamma) * hv * hv
         yield d_tm1, d_t
-        yield param, self._as(self.learning_rate, param) * grad / (pt.sqrt(d_t) + self._as(self.rms_regularizer, param))
+        yield param, self._as(self.learning_rate, param) * grad / (pt.sqrt(d_t) + self._as(self.epsilon, param))
 
 
 class Adam(Optimizer):
@@ -280,15 +279,11 @@ class Adam(Optimizer):
 
     hyperparameters = (hp.BETA1_HALFLIFE, hp.BETA2_HALFLIFE, hp.BETA1_DECAY, hp.RMS_REGULARIZER, hp.KINGMA_BA)
 
-    def _prepare(self, **hyper):
-        super()._prepare(**hyper)
-        self.beta1 = halflife_to_decay(self.beta1_halflife)
-        self.beta2 = halflife_to_decay(self.beta2_halflife)
-
     def _begin(self):
         t_tm1 = self._global_slot("step", np.int64(0))
         t = pt.cast(t_tm1, "float64")  # steps before this one
-        one, beta1, beta2, decay = (pt.constant(np.float64(x)) for x in (1.0, self.beta1, self.beta2, self.beta1_decay))
+        one = pt.constant(np.float64(1.0))
+        beta1, beta2, decay = (pt.cast(x, "float64") for x in (self.beta1, self.beta2, self.beta1_decay))
         self._beta1_t = beta1 * decay**t
         if self.kingma_ba:
             self._m_scale = one / (one - beta1 ** (t + one))
@@ -310,4 +305,4 @@ class Adam(Optimizer):
         v_hat = v_t * pt.cast(self._v_scale, param.dtype)
         yield m_tm1, m_t
         yield v_tm1, v_t
-        yield param, self._as(self.learning_rate, param) * m_hat / (pt.sqrt(v_hat) + self._as(self.rms_regularizer, param))
+        yield param, self._as(self.learning_rate, param) * m_hat / (pt.sqrt(v_hat) + self._as(self.epsilon, param))

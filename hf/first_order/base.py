@@ -26,6 +26,7 @@ import dataclasses
 import inspect
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytensor
@@ -42,7 +43,7 @@ from ..reduce import Batch, ExampleMean, as_batch
 from . import hyperparameters as hp
 from .hyperparameters import HYPERPARAMETERS, halflife_to_decay  # noqa: F401  (halflife_to_decay: old home)
 
-__all__ = ["Optimizer", "build", "minimize", "HYPERPARAMETERS", "LOOP_KEYWORDS"]
+__all__ = ["Optimizer", "build", "minimize", "HYPERPARAMETERS", "LOOP_KEYWORDS", "BUILD_KEYWORDS"]
 
 #: Keywords of the training loop (handled by :class:`hf._loop.Trainer`) and their defaults.
 LOOP_KEYWORDS = collections.OrderedDict(
@@ -61,6 +62,14 @@ _NO_DATA = object()
 
 #: The Dataset keywords downhill users pass to iterate(), minimize() and get_updates().
 DATASET_KEYWORDS = ("batch_size", "iteration_size", "axis", "rng")
+
+#: Arguments downhill defines for build() and minimize() that code written for it
+#: also passes to iterate() (downhill ignored them there). They are accepted;
+#: ``train_batches`` and ``valid_batches`` set the batches per epoch and per
+#: validation of data given as arrays, the others are fixed when the optimizer is
+#: built, and a value other than the optimizer's is ignored with a warning.
+BUILD_KEYWORDS = ("loss", "params", "inputs", "algo", "updates", "monitors", "monitor_gradients",
+                  "hv_method", "train_batches", "valid_batches")
 
 
 def _is_batch_list(data):
@@ -95,9 +104,18 @@ class _Unmoved:
         self.dataset = dataset
 
 
-def _key(value):
-    """Hashable stand-in for a hyperparameter value (symbolic ones by identity)."""
-    return ("var", id(value)) if isinstance(value, Variable) else value
+def _key(name, value):
+    """Hashable stand-in for a hyperparameter value in the cache of compiled steps.
+
+    Symbolic values count by identity; a number held in one of the optimizer's
+    shared scalars does not count at all (the step reads the shared scalar).
+    """
+    if isinstance(value, Variable):
+        return ("var", id(value))
+    declaration = hp.BY_NAME.get(name)
+    if declaration is not None and declaration.attribute:
+        return ("shared",)
+    return value
 
 
 # --------------------------------------------------------------------------- optimizer
@@ -146,6 +164,20 @@ class Optimizer(Trainer):
     ``validate_every`` epochs, ``patience`` validations, relative
     ``min_improvement``, best parameters, checkpoints) is
     :class:`hf._loop.Trainer`'s.
+
+    Once :meth:`iterate` (or :meth:`get_updates`) has set them, the
+    hyperparameters the step reads are float64 shared scalars with downhill's
+    attribute names: ``learning_rate``, and per algorithm ``ewma`` (from
+    ``rms_halflife``), ``epsilon`` (``rms_regularizer``), ``beta1``, ``beta2``,
+    ``beta1_decay``, ``step_increase``, ``step_decrease``, ``min_step`` and
+    ``max_step`` (the ``rprop_*`` keywords). ``opt.learning_rate.set_value(0.01)``
+    between updates changes the next steps without compiling anything; a
+    keyword given to the next :meth:`iterate` call sets it again (a value
+    left out goes back to its default). The other keywords (``momentum``,
+    ``nesterov``, gradient clipping) are plain attributes built into the
+    step, and the keyword values themselves stay attributes of their own names
+    (``opt.rms_halflife``). A symbolic ``learning_rate`` or ``momentum`` given
+    as a keyword is used as it is.
 
     Optimizer state (accumulators, velocities, step counters, the random
     generator of :class:`ESGD`) lives in shared variables owned by the
@@ -239,7 +271,8 @@ class Optimizer(Trainer):
                 self.monitor_names.append(f"grad({label})")
                 self._monitor_exprs.append((g * g).sum())
         self._slots = collections.OrderedDict()  # (owner, slot) -> shared variable
-        self._slot_init = {}  # (owner, slot) -> initial value
+        self._slot_init = {}  # (owner, slot) -> initial value, or a function returning it
+        self._shared_hyper = {}  # attribute name -> float64 shared scalar of a hyperparameter
         self._random = None  # shared numpy Generator (ESGD)
         self._step_fns = {}
         self._f_step = None
@@ -266,11 +299,12 @@ class Optimizer(Trainer):
         those this algorithm does not use are left out of the result (and logged).
         """
         owner = f"{type(self).__name__}.{where}()"
+        kwargs = {k: v for k, v in kwargs.items() if k not in BUILD_KEYWORDS or self._build_keyword(k, v, owner)}
         own = self._own_hyperparameters()
         declared = {**hp.BY_NAME, **own}
         unknown = [k for k in kwargs if k not in declared and k not in LOOP_KEYWORDS]
         if unknown:
-            known = ", ".join(sorted({*declared, *LOOP_KEYWORDS}))
+            known = ", ".join(sorted({*declared, *LOOP_KEYWORDS, *BUILD_KEYWORDS}))
             raise TypeError(
                 f"{owner} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; known: {known}"
             )
@@ -294,17 +328,63 @@ class Optimizer(Trainer):
         loop = collections.OrderedDict((k, kwargs.get(k, d)) for k, d in LOOP_KEYWORDS.items())
         return hyper, loop
 
+    def _build_keyword(self, name, value, owner):
+        """Handle a :data:`BUILD_KEYWORDS` argument given to ``owner``; return False (consumed).
+
+        ``train_batches`` and ``valid_batches`` are applied by :meth:`_start`; the
+        other arguments are the optimizer's own, so one that asks for something
+        else is ignored with a warning.
+        """
+        if name in ("train_batches", "valid_batches"):
+            return False
+        if name == "monitor_gradients":
+            same = bool(value) == self.monitor_gradients
+        elif name == "algo":
+            same = isinstance(value, str) and value.lower() == type(self).__name__.lower()
+        elif name == "hv_method":
+            same = isinstance(value, str) and value.lower() == getattr(self, "hv_method", None)
+        elif name == "loss":
+            same = value is self.loss
+        elif name in ("params", "inputs"):
+            mine = getattr(self, name)
+            same = value is None or (isinstance(value, (list, tuple)) and len(value) == len(mine)
+                                     and all(v is m for v, m in zip(value, mine)))
+        else:
+            same = value is None or (isinstance(value, (list, tuple, dict)) and len(value) == 0)
+        if not same:
+            warnings.warn(f"{owner}: {name}={value!r} ignored: it is an argument of build() and minimize(), fixed "
+                          "when the optimizer is built", UserWarning, stacklevel=5)
+        return False
+
     # ------------------------------------------------------------------ algorithm hooks
     @classmethod
     def _check_hyperparameters(cls, hyper, owner):
         """Check hyperparameters against each other (each alone is already checked)."""
 
     def _prepare(self, **hyper):
-        """Store the hyperparameters (checked values) as attributes of the same names.
+        """Store the hyperparameters (checked values) as attributes.
 
-        Algorithms that derive more from them extend this and call ``super()._prepare``.
+        A keyword's value becomes the attribute of its name. A hyperparameter
+        declared with an ``attribute`` also sets the optimizer's float64 shared
+        scalar of that name (created on first use, then reused, so compiled steps
+        keep reading it), or, given as a symbolic scalar, puts that variable
+        there. Algorithms that derive more from the values extend this and call
+        ``super()._prepare``.
         """
         for name, value in hyper.items():
+            declaration = hp.BY_NAME.get(name)
+            attribute = declaration.attribute if declaration is not None else ""
+            if attribute:
+                if isinstance(value, Variable):
+                    setattr(self, attribute, value)
+                else:
+                    shared = self._shared_hyper.get(attribute)
+                    if shared is None:
+                        shared = self._shared_hyper[attribute] = pytensor.shared(np.float64(0.0), name=attribute)
+                    shared.set_value(np.float64(declaration.shared_value(value)))
+                    setattr(self, attribute, shared)
+                if attribute == name:
+                    continue
             setattr(self, name, value)
 
     def _begin(self):
@@ -324,19 +404,32 @@ class Optimizer(Trainer):
         return pt.constant(np.asarray(value, dtype=like.dtype))
 
     def _slot(self, param, name, value=0.0):
-        """The persistent accumulator ``name`` of ``param`` (created filled with ``value``)."""
+        """The persistent accumulator ``name`` of ``param`` (created filled with ``value``).
+
+        ``value`` may be a shared scalar (e.g. the learning rate): the
+        accumulator then starts, and restarts, from its value at that time.
+        """
         owner = "" if param is None else self._param_names()[self._param_index(param)]
         key = (owner, name)
         if key not in self._slots:
             if param is None:
-                init = np.asarray(value)
-                label = name
+                shape, dtype, label = None, None, name
             else:
-                init = np.full(param.get_value(borrow=True).shape, value, dtype=param.dtype)
-                label = f"{owner}_{name}"
-            self._slots[key] = pytensor.shared(init.copy(), name=label)
-            self._slot_init[key] = init.copy()
+                shape, dtype, label = param.get_value(borrow=True).shape, param.dtype, f"{owner}_{name}"
+
+            def initial(value=value):
+                if isinstance(value, SharedVariable):
+                    value = value.get_value()
+                return np.asarray(value) if shape is None else np.full(shape, value, dtype=dtype)
+
+            self._slot_init[key] = initial if isinstance(value, SharedVariable) else initial()
+            self._slots[key] = pytensor.shared(self._initial(key), name=label)
         return self._slots[key]
+
+    def _initial(self, key):
+        """A fresh copy of the initial value of accumulator ``key``."""
+        init = self._slot_init[key]
+        return init() if callable(init) else init.copy()
 
     def _global_slot(self, name, value):
         """An optimizer-wide accumulator (e.g. a step counter)."""
@@ -375,15 +468,18 @@ class Optimizer(Trainer):
         Parameters
         ----------
         **kwargs
-            Hyperparameters (:data:`HYPERPARAMETERS`); loop keywords are
-            accepted and ignored here.
+            Hyperparameters (:data:`HYPERPARAMETERS`); loop keywords and
+            downhill's :data:`BUILD_KEYWORDS` are accepted and ignored here.
 
         Returns
         -------
         iterator of (shared variable, expression)
             Updates of the parameters and of the optimizer's accumulators, e.g.
             ``pytensor.function(inputs, loss, updates=list(opt.get_updates(learning_rate=0.1)))``.
-            The user's ``updates`` are not included.
+            The user's ``updates`` are not included. They read the
+            optimizer's shared hyperparameters (``opt.learning_rate``, ...),
+            which a later :meth:`get_updates` or :meth:`iterate` call sets
+            anew.
 
         Raises
         ------
@@ -403,7 +499,7 @@ class Optimizer(Trainer):
 
     def _reset_accumulators(self):
         for key, var in self._slots.items():
-            var.set_value(self._slot_init[key].copy())
+            var.set_value(self._initial(key))
 
     def _begin_call(self):
         """A new ``iterate`` call starts its accumulators afresh (downhill's behaviour)."""
@@ -433,8 +529,12 @@ class Optimizer(Trainer):
         return updates
 
     # ------------------------------------------------------------------ compiled functions
+    def _graph_key(self):
+        """Settings other than hyperparameters that the compiled step depends on."""
+        return ()
+
     def _compile_step(self, hyper):
-        key = tuple((k, _key(v)) for k, v in hyper.items())
+        key = tuple((k, _key(k, v)) for k, v in hyper.items()) + self._graph_key()
         if key not in self._step_fns:
             label = type(self).__name__
             log.info("compiling %s optimizer", label)
@@ -457,6 +557,11 @@ class Optimizer(Trainer):
             if kwargs:
                 log.info("%s: %s not applied: %s is already a Dataset or a list of batches",
                          type(self).__name__, ", ".join(kwargs), name)
+            if isinstance(data, Dataset):
+                if not self.inputs:
+                    raise ValueError(f"{type(self).__name__}: {name} is a Dataset but the graph has no inputs; "
+                                     f"give {name}=None")
+                data.check_inputs(self.inputs)
             return data
         if _is_batch_list(data):
             return _BatchList(data, name, self.inputs)
@@ -467,9 +572,7 @@ class Optimizer(Trainer):
             return None
         if not self.inputs and not isinstance(data, Dataset):
             raise ValueError(f"{type(self).__name__}: {name} data given but the graph has no inputs")
-        if isinstance(data, np.ndarray):
-            raise TypeError(f"{name} must be a list of arrays (one per graph input), got a single array")
-        ds = as_dataset(data, name=name, **kwargs)
+        ds = as_dataset(data, name=name, **kwargs)  # a single array is a one-input dataset
         ds.check_inputs(self.inputs)
         return ds
 
@@ -493,7 +596,7 @@ class Optimizer(Trainer):
 
         Parameters
         ----------
-        dataset : hf.Dataset, list of arrays, callable or None
+        dataset : hf.Dataset, array, list of arrays, callable or None
             None when the graph has no inputs (data in shared variables).
 
         Returns
@@ -567,7 +670,7 @@ class Optimizer(Trainer):
                 self._global_slot(name, np.zeros_like(value)).set_value(value)
         for key, var in self._slots.items():  # accumulators the saved run did not have
             if key not in saved:
-                var.set_value(self._slot_init[key].copy())
+                var.set_value(self._initial(key))
         rng = state.get("rng")
         if rng is not None:
             if self._random is None:
@@ -590,15 +693,30 @@ class Optimizer(Trainer):
             targets = None
         super().set_params(targets)
 
+    # downhill 0.4.0 kept these in private attributes, which code written for it reads and sets.
+    @property
+    def _params(self):
+        """downhill's name for :attr:`params`."""
+        return self.params
+
+    @property
+    def _best_params(self):
+        """downhill's name for :attr:`best_params` (settable: ``set_params('best')`` then uses it)."""
+        return self.best_params
+
+    @_best_params.setter
+    def _best_params(self, values):
+        self.best_params = None if values is None else [np.array(v) for v in values]
+
     def iterate(self, train=None, valid=None, max_updates=None, **kwargs):
         """Train, yielding the monitors after each epoch.
 
         Parameters
         ----------
-        train : hf.Dataset, list of arrays, callable or None
+        train : hf.Dataset, array, list of arrays, list of batches, callable or None
             Training mini-batches; arrays and callables are wrapped in a
-            :class:`hf.Dataset` with its defaults (``batch_size=32``). None when
-            the graph has no inputs.
+            :class:`hf.Dataset` with its defaults (``batch_size=32``) or the
+            Dataset keywords given here. None when the graph has no inputs.
         valid : same types, optional
             Validation data, evaluated before the first epoch and every
             ``validate_every`` epochs. Without it the training data are
@@ -608,9 +726,16 @@ class Optimizer(Trainer):
             the count of the call it belongs to); None runs until ``patience``
             stops training.
         **kwargs
-            Hyperparameters (:data:`HYPERPARAMETERS`) and loop keywords
+            Hyperparameters (:data:`HYPERPARAMETERS`; they set the shared
+            scalars described in the class notes), loop keywords
             (``patience``, ``validate_every``, ``min_improvement``,
-            ``checkpoint``, ``checkpoint_every``, ``callback``, ``progress``).
+            ``checkpoint``, ``checkpoint_every``, ``callback``, ``progress``),
+            the Dataset keywords ``batch_size``, ``iteration_size``, ``axis``
+            and ``rng``, and downhill's arguments of :func:`build` and
+            :func:`minimize` (:data:`BUILD_KEYWORDS`): ``train_batches`` and
+            ``valid_batches`` give the batches per epoch and per validation,
+            the others cannot change here and are ignored with a warning when
+            they differ from the optimizer's.
 
         Returns
         -------
@@ -639,9 +764,16 @@ class Optimizer(Trainer):
 
     def _start(self, train, valid, **kwargs):
         dataset_kw = {k: kwargs.pop(k) for k in DATASET_KEYWORDS if k in kwargs}
+        batches = {k: kwargs.pop(k) for k in ("train_batches", "valid_batches") if k in kwargs}
+        if "train_batches" in batches and "iteration_size" in dataset_kw:
+            raise TypeError(f"{type(self).__name__}.iterate() got both train_batches and iteration_size")
         hyper, _ = self._split_kwargs(kwargs, "iterate")
+        if batches.get("train_batches") is not None:
+            dataset_kw["iteration_size"] = batches["train_batches"]
         train_ds = self._dataset(train, "train", **dataset_kw)
         dataset_kw.pop("iteration_size", None)  # the number of training batches per epoch only
+        if batches.get("valid_batches") is not None:
+            dataset_kw["iteration_size"] = batches["valid_batches"]
         if valid is not None:
             valid = self._dataset(valid, "valid", **dataset_kw)
         # Without validation data the training data are evaluated (downhill's rule),
@@ -719,7 +851,7 @@ def minimize(
     ----------
     loss, params, inputs, updates, monitors, monitor_gradients
         As for :class:`Optimizer`.
-    train : hf.Dataset, list of arrays or callable
+    train : hf.Dataset, array, list of arrays or callable
         Training data; arrays and callables become a :class:`hf.Dataset` with
         ``batch_size`` and ``iteration_size=train_batches``.
     valid : same types, optional

@@ -4,6 +4,13 @@ An algorithm lists the declarations it uses in its class attribute
 ``hyperparameters`` (those of its base classes are inherited), so its keywords,
 their defaults, their checks and the list in its docstring all come from here.
 :data:`HYPERPARAMETERS` (name -> default) is built from :data:`ALL`.
+
+Most numeric hyperparameters enter the compiled step through a shared scalar
+that the optimizer owns: ``attribute`` names it (downhill's attribute name,
+e.g. ``epsilon`` for ``rms_regularizer``) and ``transform`` maps the keyword's
+value to the value it holds (a halflife to an EWMA weight). Setting a new value
+on it, or passing a new keyword value to another ``iterate`` call, changes the
+step without compiling it again.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import collections
 import dataclasses
 import math
 import warnings
+from typing import Callable, Optional
 
 from pytensor.graph.basic import Variable
 
@@ -44,7 +52,10 @@ class Hyperparameter:
     downhill accepts it, unless it is ``strict`` (the update cannot be computed
     with it: a halflife of 0), which is a ``ValueError``. A ``flag`` must be True
     or False. With ``symbolic``, a PyTensor scalar (e.g. a shared variable
-    driven by a schedule) is accepted too and used as is.
+    driven by a schedule) is accepted too and used as is. With ``attribute``,
+    the optimizer keeps the value in a float64 shared scalar of that name
+    (``transform(value)`` when a transform is given), which the compiled step
+    reads.
     """
 
     name: str
@@ -57,6 +68,12 @@ class Hyperparameter:
     flag: bool = False
     symbolic: bool = False
     strict: bool = False
+    attribute: str = ""
+    transform: Optional[Callable[[float], float]] = None
+
+    def shared_value(self, value: float) -> float:
+        """What the shared scalar ``attribute`` holds for the keyword value ``value``."""
+        return float(value if self.transform is None else self.transform(value))
 
     def check(self, value, owner=None):
         """``value`` checked: a float, a bool for a flag, or a symbolic scalar where allowed.
@@ -103,7 +120,7 @@ _POSITIVE = dict(low=0.0, low_open=True)
 _NONNEGATIVE = dict(low=0.0)
 
 LEARNING_RATE = Hyperparameter(
-    "learning_rate", 1e-4, "Step size η.", symbolic=True, **_POSITIVE)
+    "learning_rate", 1e-4, "Step size η.", symbolic=True, attribute="learning_rate", **_POSITIVE)
 MOMENTUM = Hyperparameter(
     "momentum", 0.0, "Momentum μ (0: none).", high=1.0, high_open=True, symbolic=True, **_NONNEGATIVE)
 NESTEROV = Hyperparameter(
@@ -114,26 +131,31 @@ MAX_GRADIENT_ELEM = Hyperparameter(
     "max_gradient_elem", 0.0,
     "Clip gradient elements to [-c, c] (0: off); takes precedence over max_gradient_norm.", **_NONNEGATIVE)
 RMS_HALFLIFE = Hyperparameter(
-    "rms_halflife", 14.0, "Halflife h of the moving averages, γ = exp(-ln 2 / h).", strict=True, **_POSITIVE)
+    "rms_halflife", 14.0, "Halflife h of the moving averages, γ = exp(-ln 2 / h) (attribute ``ewma``).",
+    strict=True, attribute="ewma", transform=halflife_to_decay, **_POSITIVE)
 RMS_REGULARIZER = Hyperparameter(
-    "rms_regularizer", 1e-8, "ε added to the scaling denominator.", **_NONNEGATIVE)
+    "rms_regularizer", 1e-8, "ε added to the scaling denominator (attribute ``epsilon``).",
+    attribute="epsilon", **_NONNEGATIVE)
 BETA1_HALFLIFE = Hyperparameter(
-    "beta1_halflife", 7.0, "Halflife of the first-moment average, β₁ = exp(-ln 2 / h).", strict=True,
-    **_POSITIVE)
+    "beta1_halflife", 7.0, "Halflife of the first-moment average, β₁ = exp(-ln 2 / h) (attribute ``beta1``).",
+    strict=True, attribute="beta1", transform=halflife_to_decay, **_POSITIVE)
 BETA2_HALFLIFE = Hyperparameter(
-    "beta2_halflife", 69.0, "Halflife of the second-moment average, β₂ = exp(-ln 2 / h).", strict=True,
-    **_POSITIVE)
+    "beta2_halflife", 69.0, "Halflife of the second-moment average, β₂ = exp(-ln 2 / h) (attribute ``beta2``).",
+    strict=True, attribute="beta2", transform=halflife_to_decay, **_POSITIVE)
 BETA1_DECAY = Hyperparameter(
-    "beta1_decay", 1 - 1e-6, "λ: β₁ is multiplied by it after every step.", low=0.0, low_open=True, high=1.0)
+    "beta1_decay", 1 - 1e-6, "λ: β₁ is multiplied by it after every step.", low=0.0, low_open=True, high=1.0,
+    attribute="beta1_decay")
 RPROP_INCREASE = Hyperparameter(
-    "rprop_increase", 1.01, "η⁺: step size factor when the gradient keeps its sign.", low=1.0)
+    "rprop_increase", 1.01, "η⁺: step size factor when the gradient keeps its sign (attribute ``step_increase``).",
+    low=1.0, attribute="step_increase")
 RPROP_DECREASE = Hyperparameter(
-    "rprop_decrease", 0.99, "η⁻: step size factor when the gradient changes sign.",
-    low=0.0, low_open=True, high=1.0)
+    "rprop_decrease", 0.99, "η⁻: step size factor when the gradient changes sign (attribute ``step_decrease``).",
+    low=0.0, low_open=True, high=1.0, attribute="step_decrease")
 RPROP_MIN_STEP = Hyperparameter(
-    "rprop_min_step", 0.0, "Smallest step size (at most rprop_max_step).", **_NONNEGATIVE)
+    "rprop_min_step", 0.0, "Smallest step size (at most rprop_max_step; attribute ``min_step``).",
+    attribute="min_step", **_NONNEGATIVE)
 RPROP_MAX_STEP = Hyperparameter(
-    "rprop_max_step", 100.0, "Largest step size.", **_POSITIVE)
+    "rprop_max_step", 100.0, "Largest step size (attribute ``max_step``).", attribute="max_step", **_POSITIVE)
 KINGMA_BA = Hyperparameter(
     "kingma_ba", False,
     "Adam's bias correction as in Kingma & Ba's Algorithm 1, (1 - β₁ᵗ) and (1 - β₂ᵗ), instead of "
