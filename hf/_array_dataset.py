@@ -1,7 +1,8 @@
 """Array-backed datasets: contiguous mini-batches of a list of arrays, in shuffled order."""
 import numpy as np
 
-from ._array_like import check_array, check_finite, is_array_like, take_slice
+from ._array_like import check_array, check_finite, is_input, take_slice
+from ._checks import is_int
 from ._dataset_base import FiniteDataset, permutation
 
 
@@ -9,14 +10,18 @@ class ArrayDataset(FiniteDataset):
     """Mini-batches of a list of arrays; what ``Dataset(arrays, ...)`` builds.
 
     Parameters are those of :class:`~hf.dataset.Dataset` with ``inputs`` a
-    list or tuple of arrays.  In messages, states and ``repr`` it is a
-    ``'Dataset'``, so checkpoints written before the split load as they are.
+    list or tuple of arrays, or one array (a dataset of one input).  A
+    ``batch_size`` of 0 or less puts all the examples in one batch (as in
+    downhill); ``batch_size`` is then the number of examples.  In messages,
+    states and ``repr`` it is a ``'Dataset'``, so checkpoints written before
+    the split load as they are.
     """
 
     _kind = "Dataset"
 
     def __init__(self, inputs, name=None, batch_size=32, iteration_size=None, axis=0, rng=None):
-        super().__init__(name, batch_size, rng)
+        whole = is_int(batch_size) and batch_size <= 0  # one batch of all the examples
+        super().__init__(name, 1 if whole else batch_size, rng)
         self._set_axis(axis)
         owner = self._owner
         self._arrays = self._check_inputs_list(inputs)
@@ -37,13 +42,17 @@ class ArrayDataset(FiniteDataset):
         if lengths[0] == 0:
             raise ValueError(f"{owner} is empty: input 0 has 0 examples along axis "
                              f"{self.axis}")
+        if whole:
+            self.batch_size = lengths[0]
         self._init_passes(lengths[0], iteration_size)
 
     def _check_inputs_list(self, inputs):
         owner = self._owner
-        if is_array_like(inputs) or not isinstance(inputs, (list, tuple)):
-            raise TypeError(f"{owner}: inputs must be a list or tuple of arrays or a callable, "
-                            f"got {type(inputs).__name__} (wrap a single array as [x])")
+        if is_input(inputs):
+            inputs = [inputs]  # one array: a dataset of one input
+        elif not isinstance(inputs, (list, tuple)):
+            raise TypeError(f"{owner}: inputs must be an array, a list or tuple of arrays or a callable, "
+                            f"got {type(inputs).__name__}")
         if len(inputs) == 0:
             raise ValueError(f"{owner}: inputs is an empty list; give at least one array")
         return [check_array(x, i, owner) for i, x in enumerate(inputs)]

@@ -3,8 +3,9 @@
 An input is a numpy array, an :class:`h5py.Dataset`, anything else with
 ``shape``, ``dtype`` and numpy-style slicing (read one slice at a time, never
 loaded whole), a pandas DataFrame or Series (used through ``.to_numpy()``),
-or a scipy.sparse CSR or CSC matrix or array (sliced as is: a batch of a
-sparse input is a sparse matrix of the same format).
+a PyTensor shared variable (its value, read when the dataset is built), or a
+scipy.sparse CSR or CSC matrix or array (sliced as is: a batch of a sparse
+input is a sparse matrix of the same format).
 
 The helpers here check inputs, read slices and rows, find NaN and Inf in a
 batch, and compare the arrays of a batch with the inputs of a graph.
@@ -17,6 +18,15 @@ import numpy as np
 SPARSE_FORMATS = ("csr", "csc")
 
 
+class InputTypeError(TypeError, ValueError):
+    """An input that is not an array: a TypeError that is also a ValueError.
+
+    downhill raised ValueError here, so code written for it and code that
+    expects a TypeError for a value of the wrong type both catch it (as
+    :class:`numpy.exceptions.AxisError` is both a ValueError and an IndexError).
+    """
+
+
 def is_sparse(x):
     """True for a scipy.sparse matrix or array (scipy is only consulted once imported)."""
     sparse = sys.modules.get("scipy.sparse")
@@ -27,6 +37,11 @@ def _is_pandas(x):
     return type(x).__module__.split(".")[0] == "pandas" and hasattr(x, "to_numpy")
 
 
+def _is_shared(x):
+    compile_module = sys.modules.get("pytensor.compile.sharedvalue")
+    return compile_module is not None and isinstance(x, compile_module.SharedVariable)
+
+
 def is_array_like(x):
     """True for what :func:`check_array` accepts as it is (pandas objects excluded)."""
     return (hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__getitem__")
@@ -34,33 +49,38 @@ def is_array_like(x):
 
 
 def is_input(x):
-    """True for anything :func:`check_array` accepts, pandas objects included."""
-    return _is_pandas(x) or is_array_like(x)
+    """True for anything :func:`check_array` accepts, pandas objects and shared variables included."""
+    return _is_pandas(x) or _is_shared(x) or is_array_like(x)
 
 
 def check_array(x, index, owner):
     """Input ``index`` as the array a dataset reads from.
 
-    A pandas DataFrame or Series becomes ``x.to_numpy()``; a sparse matrix
-    must be CSR or CSC; anything else must be array-like.
+    A pandas DataFrame or Series becomes ``x.to_numpy()``, a PyTensor shared
+    variable its value (``get_value(borrow=True)``: not copied); a sparse
+    matrix must be CSR or CSC; anything else must be array-like.
 
     Raises
     ------
     TypeError
-        For another sparse format or an object that is not array-like.
+        For another sparse format.
+    InputTypeError
+        For an object that is not array-like (a TypeError and a ValueError).
     """
     if _is_pandas(x):
         return x.to_numpy()
+    if _is_shared(x):
+        return check_array(x.get_value(borrow=True), index, owner)
     if is_sparse(x):
         if x.format not in SPARSE_FORMATS:
             raise TypeError(f"{owner}: input {index} is a scipy.sparse {x.format!r} matrix; "
                             "datasets slice only CSR and CSC matrices (convert with .tocsr())")
         return x
     if not is_array_like(x):
-        raise TypeError(f"{owner}: input {index} has type {type(x).__name__}; expected a numpy "
-                        "array, an h5py.Dataset, a pandas DataFrame, a scipy.sparse CSR or CSC "
-                        "matrix or an array-like with shape, dtype and slicing (convert lists "
-                        "with numpy.asarray)")
+        raise InputTypeError(f"{owner}: input {index} has type {type(x).__name__}; expected a numpy "
+                             "array, an h5py.Dataset, a pandas DataFrame, a scipy.sparse CSR or CSC "
+                             "matrix, a shared variable or an array-like with shape, dtype and slicing "
+                             "(convert lists with numpy.asarray)")
     return x
 
 

@@ -9,12 +9,17 @@ function.  :class:`FiniteDataset` adds the cursor over data of known size, visit
 in passes whose order is reshuffled on each wrap (arrays and sequences).
 """
 import inspect
+import itertools
 
 import numpy as np
 
 from ._array_like import check_specs, is_input
 from ._checks import is_int, positive_int, rng_from
 from .checkpoint import rng_from_state, rng_state, set_rng_state
+
+
+#: Numbers the datasets built without a name: 'dataset0', 'dataset1', ... (downhill's default names).
+_unnamed = itertools.count()
 
 
 def _is_batch_function(inputs):
@@ -40,20 +45,24 @@ class Dataset:
 
     Parameters
     ----------
-    inputs : list or tuple of arrays, or callable
+    inputs : array, list or tuple of arrays, or callable
         Arrays (numpy arrays, :class:`h5py.Dataset` objects, pandas
-        DataFrames or Series, scipy.sparse CSR or CSC matrices, or array-likes
-        with ``shape``, ``dtype`` and slicing), all with the same length along
-        ``axis``; or a callable taking no argument that returns one batch as a
-        list or tuple of arrays.
+        DataFrames or Series, PyTensor shared variables, scipy.sparse CSR or
+        CSC matrices, or array-likes with ``shape``, ``dtype`` and slicing),
+        all with the same length along ``axis``, or one array alone (a
+        dataset of one input); or a callable taking no argument that returns
+        one batch as a list or tuple of arrays.
     name : str, optional
-        Name used in messages (default ``'dataset'``).
+        Name used in messages; default ``'dataset<N>'``, N counting the
+        datasets built without a name in this process (as downhill names them).
     batch_size : int, optional
         Examples per batch (default 32); the last batch of the data may be
-        smaller.  Ignored for a callable.
+        smaller.  0 or less: all the examples in one batch (``batch_size``
+        is then their number).  Ignored for a callable.
     iteration_size : int, optional
         Batches yielded by one call of :meth:`iterate`: default the number of
-        batches in the data (one pass), 1 for a callable.
+        batches in the data (one pass); for a callable ``len(inputs)``, or
+        100 when it has no length.
     axis : int, optional
         Axis along which examples lie in every array (default 0).
     rng : None, int, numpy.random.Generator or numpy.random.RandomState, optional
@@ -79,10 +88,12 @@ class Dataset:
     Raises
     ------
     TypeError
-        For inputs that are not arrays, and arguments of the wrong type.
+        For inputs that are not arrays (an ``InputTypeError``, which is also
+        a ValueError, as downhill raised), and arguments of the wrong type.
     ValueError
         For empty data, arrays of different lengths along ``axis``, ``axis``
-        out of range, non-positive ``batch_size`` or ``iteration_size``.
+        out of range, a non-positive ``iteration_size`` (or ``batch_size`` of
+        a :class:`~hf.dataset.SequenceDataset`).
 
     Notes
     -----
@@ -114,7 +125,7 @@ class Dataset:
 
     def __init__(self, name=None, batch_size=32, rng=None):
         """The state shared by every dataset; subclasses read their inputs after it."""
-        self.name = "dataset" if name is None else str(name)
+        self.name = f"dataset{next(_unnamed)}" if name is None else str(name)
         self.batch_size = positive_int("batch_size", batch_size, self._owner)
         self.rng = rng_from("rng", rng, self._owner)
         self.axis = None

@@ -16,8 +16,9 @@ global ``np.random`` state) and can be checkpointed with
 Arrays may be numpy arrays, :class:`h5py.Dataset` objects or anything with
 ``shape``, ``dtype`` and numpy-style slicing; they are read one batch at a
 time, never loaded whole.  A pandas DataFrame or Series is used through
-``.to_numpy()``; a scipy.sparse CSR or CSC matrix is sliced as it is and gives
-batches of its own sparse format.
+``.to_numpy()``, a PyTensor shared variable through its value; a scipy.sparse
+CSR or CSC matrix is sliced as it is and gives batches of its own sparse
+format.  A single array is a dataset of one input.
 
 The classes live in modules named after what they hold; this module is their
 public face:
@@ -48,6 +49,7 @@ Examples
 array([0, 1])
 """
 from ._array_dataset import ArrayDataset
+from ._array_like import InputTypeError
 from ._batches import batch_size_of, split_batch  # noqa: F401
 from ._callable_dataset import CallableDataset
 from ._dataset_base import Dataset
@@ -63,6 +65,7 @@ __all__ = [
     "as_dataset",
     "split_batch",
     "batch_size_of",
+    "InputTypeError",
 ]
 
 
@@ -71,11 +74,11 @@ def as_dataset(data, name=None, **kwargs):
 
     Parameters
     ----------
-    data : Dataset, list or tuple of arrays, callable, or None
+    data : Dataset, array, list or tuple of arrays, callable, or None
         A Dataset is returned unchanged (``kwargs`` are not applied to it);
         None gives None; a list/tuple with a :class:`RaggedArray` entry gives a
-        :class:`SequenceDataset`; other lists/tuples and callables give a
-        :class:`Dataset`.
+        :class:`SequenceDataset`; arrays, other lists/tuples and callables give
+        a :class:`Dataset`.
     name : str, optional
         Name of a new dataset.
     **kwargs

@@ -214,9 +214,8 @@ def test_constructor_errors():
         Dataset([x[:0]], name="d")
     with pytest.raises(ValueError, match="empty list"):
         Dataset([])
-    with pytest.raises(ValueError,
-                       match=r"Dataset 'dataset': batch_size must be a positive integer, got 0"):
-        Dataset([x], batch_size=0)
+    with pytest.raises(ValueError, match=r"Dataset 'd': batch_size must be a positive integer, got 0"):
+        SequenceDataset([RaggedArray.from_list([np.zeros((2, 1))])], name="d", batch_size=0)
     with pytest.raises(TypeError,
                        match=r"batch_size must be a positive integer, got 2\.5 \(float\)"):
         Dataset([x], batch_size=2.5)
@@ -234,8 +233,8 @@ def test_constructor_errors():
         Dataset([x], axis=0.0)
     with pytest.raises(TypeError, match=r"input 1 has type list"):
         Dataset([x, [1, 2, 3]])
-    with pytest.raises(TypeError, match=r"list or tuple of arrays or a callable, got ndarray"):
-        Dataset(x)
+    with pytest.raises(TypeError, match=r"an array, a list or tuple of arrays or a callable, got int"):
+        Dataset(3)
     with pytest.raises(TypeError, match=r"Dataset 'd': rng must be None, an int seed"):
         Dataset([x], name="d", rng="0")
     with pytest.raises(ValueError, match="rng seed must be non-negative, got -1"):
@@ -334,8 +333,8 @@ def test_pandas_inputs_are_read_through_to_numpy():
         np.testing.assert_array_equal(b, d)
     ds.check_inputs([_var(2, "float64", "x"), _var(1, "int64", "y")])
     np.testing.assert_array_equal(Dataset(lambda: [frame]).take(3)[0], x[:3])
-    with pytest.raises(TypeError, match="got DataFrame"):
-        Dataset(frame)
+    alone = Dataset(frame, batch_size=50)  # one DataFrame alone: a dataset of one input
+    np.testing.assert_array_equal(alone.take()[0], x)
     xs, _, z, _ = _sequences(n=10)
     seq = SequenceDataset([xs, pd.DataFrame(z)], batch_size=4, rng=0)
     np.testing.assert_array_equal(seq.take(3)[1], z[:3])
@@ -546,7 +545,7 @@ def test_sequence_errors():
     with pytest.raises(TypeError, match="input 1 is a list whose items are not all arrays"):
         SequenceDataset([xs, list(range(10))])
     with pytest.raises(TypeError,
-                       match=r"SequenceDataset 'dataset': bucket must be True or False, got 'yes'"):
+                       match=r"SequenceDataset 'dataset\d+': bucket must be True or False, got 'yes'"):
         SequenceDataset([xs], bucket="yes")
     with pytest.raises(ValueError, match="batch_size"):
         SequenceDataset([xs], batch_size=-2)
