@@ -309,6 +309,28 @@ def tuned(problem, method, path=RESULTS, rows=None):
     return setting_args(min(runs, key=lambda r: r["train_error"] if r["train_error"] is not None else math.inf))
 
 
+def beyond_the_edge(problem, rows):
+    """Grid points to add when a method's best learning rate so far lies on the edge of the grid
+    run for it: the next value on the same log scale (×3 or ÷3, ×10/3 between decades), repeated
+    run after run of the queue until the best lies inside."""
+    extra = []
+    for method in ("adam", "nag"):
+        best = tuned(problem, method, rows=rows)
+        if best is None:
+            continue
+        lr = float(best[1])
+        tried = sorted(float(r["settings"]["lr"]) for r in rows if r["problem"] == problem
+                       and r["method"] == method and r["seed"] == TUNING_SEED and r["budget"] == TUNING_BUDGET
+                       and setting_args(r)[2:] == best[2:])
+        for edge, step in ((tried[-1], 1), (tried[0], -1)):
+            if math.isclose(lr, edge):
+                mantissa = round(lr / 10 ** math.floor(math.log10(lr)), 6)
+                factor = (10 / 3 if mantissa == 3 else 3) if step > 0 else (3 if mantissa == 3 else 10 / 3)
+                new = float(f"{(lr * factor if step > 0 else lr / factor):.0e}")
+                extra.append(["--method", method, "--lr", str(new)] + best[2:])
+    return extra
+
+
 #: The HF variant the project found better than [Mart10]'s settings on one core (named in the report).
 HF_FAST = ["--cg-batch", "2000", "--grad-batch", "5000", "--rho-batch", "cg"]
 
@@ -342,13 +364,13 @@ def queue(name, path=RESULTS):
     kind, problem = name.split("-", 1)
     if problem not in PROBLEMS or kind not in ("tune", "main", "long"):
         raise SystemExit(f"unknown queue {name!r}: tune-, main- or long- and one of {sorted(PROBLEMS)}")
+    rows = records.read_records(path)
     if kind == "tune":
         base = ["--problem", problem, "--seed", str(TUNING_SEED), "--budget", str(TUNING_BUDGET)]
         cells = [base + ["--method", "adam", "--lr", str(lr)] for lr in ADAM_LRS]
         cells += [base + ["--method", "nag", "--lr", str(lr), "--mu-max", str(m)]
                   for m in NAG_MU_MAX for lr in NAG_LRS]
-        return cells
-    rows = records.read_records(path)
+        return cells + [base + extra for extra in beyond_the_edge(problem, rows)]
     adam, nag = tuned(problem, "adam", rows=rows), tuned(problem, "nag", rows=rows)
     hf = [["--method", "hf"] + HF_FAST, ["--method", "hf"]]
     if kind == "long":

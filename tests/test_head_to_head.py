@@ -232,3 +232,21 @@ def test_rnn_main_queue_runs_the_tuned_rate_on_each_seed_and_skips_done_cells(tm
     rnn_queue.main(["main", "--results", str(results)])
     seeds = [c[c.index("--seed") + 1] for c in ran if c[1] == "addition" and c[3] == "50"]
     assert seeds == ["2", "3"]
+
+
+def test_tuning_grid_grows_past_an_edge_best():
+    from bench import autoencoders as ae
+
+    def run(method, lr, err, mu=None):
+        settings = {"lr": lr, **({"mu_max": mu} if method == "nag" else {})}
+        return {"problem": "curves", "method": method, "settings": settings, "seed": ae.TUNING_SEED,
+                "budget": ae.TUNING_BUDGET, "train_error": err}
+
+    rows = [run("adam", 1e-3, 5.0), run("adam", 3e-3, 4.0), run("adam", 1e-2, 3.0),  # best at the top edge
+            run("nag", 1e-3, 1.0, 0.99), run("nag", 1e-2, 8.0, 0.99), run("nag", 1e-4, 0.5, 0.9)]
+    # NAG's best (μ_max 0.9) was tried at one rate only: both of its neighbours are added
+    assert ae.beyond_the_edge("curves", rows) == [["--method", "adam", "--lr", "0.03"],
+                                                 ["--method", "nag", "--lr", "0.0003", "--mu-max", "0.9"],
+                                                 ["--method", "nag", "--lr", "3e-05", "--mu-max", "0.9"]]
+    inside = [run("adam", 1e-3, 5.0), run("adam", 3e-3, 4.0), run("adam", 1e-2, 6.0)]
+    assert ae.beyond_the_edge("curves", inside) == []
