@@ -208,14 +208,18 @@ class StructuralDamping:
     weight : float
         μ: the structural term is ``λ·μ·J_aᵀ D J_a v`` (λ the Tikhonov damping).
     mask : TensorVariable, optional
-        ``(T, batch)`` 0/1 mask: padded steps contribute nothing. Its shape must
-        be that of the preactivation's leading axes (through ``batch_axis`` at
-        least): a wrong number of axes, or static shapes that differ (a
-        transposed mask), are refused here, and :class:`hf.HFOptimizer` checks
-        the shapes again on the first batch.
+        ``(T, batch)`` 0/1 mask: padded steps contribute nothing.
     batch_axis : int
         Axis of ``preactivation`` that indexes examples (1 for time-major scans);
         the term is averaged over it like a mean loss.
+    hidden : TensorVariable, optional
+        theano-hf's form of the term (Boulanger-Lewandowski's ``hf_optimizer``
+        with ``h`` and ``ha``): a function of ``preactivation`` with values in
+        (0, 1), e.g. ``0.5 * (tanh(a) + 1)``. ``D`` is then the Hessian with
+        respect to ``preactivation`` of the cross-entropy between ``hidden`` and
+        a constant copy of it, summed and divided by ``hidden.shape[0]``
+        (the number of steps of a graph with no batch axis); ``nonlinearity`` and
+        ``batch_axis`` are not used, and ``mask`` must be None.
     """
 
     preactivation: Variable
@@ -223,6 +227,7 @@ class StructuralDamping:
     weight: float = 0.03
     mask: Variable | None = None
     batch_axis: int = 1
+    hidden: Variable | None = None
 
     def __post_init__(self):
         if not isinstance(self.preactivation, Variable):
@@ -240,22 +245,18 @@ class StructuralDamping:
             )
         if self.mask is not None and not isinstance(self.mask, Variable):
             raise TypeError(f"mask must be a symbolic PyTensor variable or None, got {type(self.mask).__name__}")
-        if self.mask is not None:
-            a, m = self.preactivation, self.mask
-            axis = self.batch_axis % a.ndim
-            if not axis + 1 <= m.ndim <= a.ndim:
+        if self.hidden is not None:
+            if not isinstance(self.hidden, Variable):
+                raise TypeError(f"hidden must be a symbolic PyTensor variable or None, got {type(self.hidden).__name__}")
+            if self.mask is not None:
+                raise ValueError("mask is not supported with hidden (theano-hf's cross-entropy form has no mask)")
+            if self.hidden.ndim < 1:
+                raise ValueError(f"hidden must have at least one axis (steps first), got ndim={self.hidden.ndim}")
+            if self.preactivation not in set(ancestors([self.hidden])):
                 raise ValueError(
-                    f"StructuralDamping: mask must have one axis per leading axis of preactivation up to its "
-                    f"batch axis {axis} (ndim {axis + 1}{f' to {a.ndim}' if a.ndim > axis + 1 else ''}; "
-                    f"(T, batch) for a time-major scan), got {m} of ndim {m.ndim}"
-                )
-            a_shape, m_shape = a.type.shape[: m.ndim], m.type.shape
-            if any(x is not None and y is not None and x != y for x, y in zip(a_shape, m_shape)):
-                shown = lambda shape: "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"  # noqa: E731
-                raise ValueError(
-                    f"StructuralDamping: mask has shape {shown(m_shape)}, while the preactivation's leading "
-                    f"axes have shape {shown(a_shape)}: the mask must match them ((T, batch) for a time-major "
-                    "scan); is it transposed?"
+                    f"hidden {self.hidden!r} is not a function of preactivation {self.preactivation!r}: compute "
+                    "it from the preactivation (e.g. 0.5 * (tanh(a) + 1) outside the scan) so that the "
+                    "cross-entropy can be differentiated with respect to it"
                 )
 
 
@@ -273,6 +274,32 @@ def _matching_hessian(spec: StructuralDamping):
         D = D * pt.shape_padright(spec.mask, a.ndim - spec.mask.ndim)
     n = pt.cast(a.shape[spec.batch_axis], a.dtype)
     return pytensor.gradient.disconnected_grad(D / n)
+
+
+def _cross_entropy_hessian_product(spec: StructuralDamping, Jav):
+    """theano-hf's ``D J_a v``: the Hessian of its cross-entropy penalty at ``a`` times ``J_a v``.
+
+    The penalty is ``Σ CE(ĥ, h) / h.shape[0]`` with ``ĥ`` a copy of ``h`` held
+    constant, so its gradient vanishes at ``ĥ = h`` and its Hessian with respect
+    to ``a`` is, for elementwise ``h = h(a)``, ``h'² / (h(1 - h))`` (``1 - tanh²``
+    for ``h = (tanh + 1)/2``). The product is built the generic way
+    (directional derivative of the gradient), as theano-hf does, so any ``h(a)``
+    works; ``10⁻¹⁰`` inside the logarithms keeps saturated units finite.
+    """
+    h, a = spec.hidden, spec.preactivation
+    target = pytensor.gradient.disconnected_grad(h)  # ĥ: the value of h, constant for every derivative
+    eps = np.asarray(1e-10, dtype=h.dtype)
+    ce = -(target * pt.log(h + eps) + (1 - target) * pt.log(1 - h + eps))
+    penalty = pt.sum(ce) / pt.cast(h.shape[0], h.dtype)
+    dP_da = grad(penalty, a)
+    return grad(pt.sum(dP_da * Jav), a, consider_constant=[Jav])
+
+
+def _matching_hessian_product(spec: StructuralDamping, Jav):
+    """``D J_a v`` (without λμ) for either form of the structural damping term."""
+    if spec.hidden is not None:
+        return _cross_entropy_hessian_product(spec, Jav)
+    return _matching_hessian(spec) * Jav
 
 
 def structural_damping_product(spec: StructuralDamping, params, v) -> list:
@@ -303,9 +330,8 @@ def structural_damping_product(spec: StructuralDamping, params, v) -> list:
     v = _check_tangents(params, v)
     # Parameters that do not reach the hidden units (e.g. output weights) get zero.
     used = _reaching(a, params)
-    D = _matching_hessian(spec)
     Jav = pushforward(a, [params[i] for i in used], [v[i] for i in used])
-    pulled = pullback(a, [params[i] for i in used], D * Jav)
+    pulled = pullback(a, [params[i] for i in used], _matching_hessian_product(spec, Jav))
     out = [pt.zeros_like(p) for p in params]
     for i, term in zip(used, pulled):
         out[i] = term
@@ -342,6 +368,6 @@ def damped_gauss_newton_product(cost, s, params, v, spec: StructuralDamping, coe
     Jv, Jav = _jv([s, a], params, v, jv)
     # 2. H_L J v, and D J_a v scaled by λμ.
     HJv = _loss_hessian_product(cost, s, Jv)
-    DJav = pt.cast(coef, a.dtype) * _matching_hessian(spec) * Jav
+    DJav = pt.cast(coef, a.dtype) * _matching_hessian_product(spec, Jav)
     # 3. One pullback of both cotangents.
     return list(pullback([s, a], params, [HJv, DJav]))
