@@ -208,7 +208,11 @@ class StructuralDamping:
     weight : float
         μ: the structural term is ``λ·μ·J_aᵀ D J_a v`` (λ the Tikhonov damping).
     mask : TensorVariable, optional
-        ``(T, batch)`` 0/1 mask: padded steps contribute nothing.
+        ``(T, batch)`` 0/1 mask: padded steps contribute nothing. Its shape must
+        be that of the preactivation's leading axes (through ``batch_axis`` at
+        least): a wrong number of axes, or static shapes that differ (a
+        transposed mask), are refused here, and :class:`hf.HFOptimizer` checks
+        the shapes again on the first batch.
     batch_axis : int
         Axis of ``preactivation`` that indexes examples (1 for time-major scans);
         the term is averaged over it like a mean loss.
@@ -245,6 +249,23 @@ class StructuralDamping:
             )
         if self.mask is not None and not isinstance(self.mask, Variable):
             raise TypeError(f"mask must be a symbolic PyTensor variable or None, got {type(self.mask).__name__}")
+        if self.mask is not None:
+            a, m = self.preactivation, self.mask
+            axis = self.batch_axis % a.ndim
+            if not axis + 1 <= m.ndim <= a.ndim:
+                raise ValueError(
+                    f"StructuralDamping: mask must have one axis per leading axis of preactivation up to its "
+                    f"batch axis {axis} (ndim {axis + 1}{f' to {a.ndim}' if a.ndim > axis + 1 else ''}; "
+                    f"(T, batch) for a time-major scan), got {m} of ndim {m.ndim}"
+                )
+            a_shape, m_shape = a.type.shape[: m.ndim], m.type.shape
+            if any(x is not None and y is not None and x != y for x, y in zip(a_shape, m_shape)):
+                shown = lambda shape: "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"  # noqa: E731
+                raise ValueError(
+                    f"StructuralDamping: mask has shape {shown(m_shape)}, while the preactivation's leading "
+                    f"axes have shape {shown(a_shape)}: the mask must match them ((T, batch) for a time-major "
+                    "scan); is it transposed?"
+                )
         if self.hidden is not None:
             if not isinstance(self.hidden, Variable):
                 raise TypeError(f"hidden must be a symbolic PyTensor variable or None, got {type(self.hidden).__name__}")
