@@ -168,6 +168,17 @@ def test_iterate_takes_downhills_build_and_minimize_keywords():
         first(esgd, [x, y], hv_method="rop")
 
 
+def test_minimize_passes_hv_method_to_esgd_and_ignores_it_elsewhere(monkeypatch):
+    m = Model()
+    built = []
+    real = downhill.base.build
+    monkeypatch.setattr(downhill.base, "build", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    downhill.minimize(m.loss, [*make_data()], algo="esgd", hv_method="grad", max_updates=1, progress=False)
+    assert built[-1].hv_method == "grad"
+    with pytest.warns(UserWarning, match=r"hv_method='grad' ignored"):
+        downhill.minimize(m.loss, [*make_data()], algo="sgd", hv_method="grad", max_updates=1, progress=False)
+
+
 def test_train_and_valid_batches_size_the_epoch_and_the_validation():
     _, opt = build("sgd")
     x, y = make_data()

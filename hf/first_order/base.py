@@ -864,7 +864,7 @@ def minimize(
         Mini-batches per epoch / per validation (default: one pass).
     **kwargs
         Hyperparameters and loop keywords, as for :meth:`Optimizer.iterate`,
-        plus ``max_updates``.
+        plus ``max_updates``, and :class:`ESGD`'s ``hv_method``.
 
     Returns
     -------
@@ -895,6 +895,11 @@ def minimize(
             return d
         return as_dataset(d, name=name, batch_size=batch_size, iteration_size=batches, **data)
 
+    # ESGD's hv_method is an argument of its constructor; downhill's minimize() dropped it, hf passes it on.
+    cls = Optimizer._registry.get(algo.lower()) if isinstance(algo, str) else None
+    extra = {}
+    if "hv_method" in kwargs and cls is not None and "hv_method" in inspect.signature(cls).parameters:
+        extra["hv_method"] = kwargs.pop("hv_method")
     opt = build(algo, loss, params=params, inputs=inputs, updates=updates, monitors=monitors,
-                monitor_gradients=monitor_gradients)
+                monitor_gradients=monitor_gradients, **extra)
     return opt.minimize(wrap(train, "train", train_batches), wrap(valid, "valid", valid_batches), **kwargs)
