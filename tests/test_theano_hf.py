@@ -362,3 +362,29 @@ def test_cg_helper_solves_a_linear_system(xor):
         del opt.batch_Gv, opt.quick_cost, opt._cg_last_x
     assert cost == 0.0 and iteration == iterations <= 60
     np.testing.assert_allclose(x, np.linalg.solve(A, b), rtol=1e-3, atol=1e-4)
+
+
+def test_products_without_the_forward_cache_give_the_same_update(memorization):
+    # Over its budget the forward pass is recomputed in every product (theano-hf's way).
+    from hf.update import DampingState
+
+    opt, inner = memorization["optimizer"], memorization["optimizer"].optimizer
+    np.random.seed(4)
+    (xs,) = ex.memorization_items(12, 8)
+    # From a fresh start like the example's: near a solution CG magnifies the products' last-bit
+    # differences (the two graphs round differently) far more.
+    start = [0.2 * np.random.uniform(-1, 1, p.get_value().shape) for p in opt.p]
+    rows = []
+    for budget in (2**30, 0):
+        for p, value in zip(opt.p, start):
+            p.set_value(value)
+        inner.state = DampingState(0.5, None)
+        inner.forward_cache_budget = budget
+        opt.train(SequenceDataset([xs], None, 12, rng=0), SequenceDataset([xs], None, 6, rng=1),
+                  initial_lambda=0.5, mu=1.0, num_updates=1)
+        rows.append(dict(inner.history[-1], cached=inner.forward_cache))
+    del inner.forward_cache_budget
+    assert rows[0]["cached"] and not rows[1]["cached"]
+    assert rows[0]["cg_iters"] == rows[1]["cg_iters"]
+    assert rows[1]["new_loss"] == pytest.approx(rows[0]["new_loss"], rel=1e-9)
+    assert rows[1]["step_norm"] == pytest.approx(rows[0]["step_norm"], rel=1e-9)
