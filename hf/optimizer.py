@@ -554,7 +554,9 @@ class HFOptimizer(Trainer):
         ``k`` output units per row; ``k`` (at most 16) products ``H u`` with ``u``
         one unit's indicator give every row's block of those units, whose smallest
         eigenvalue must not be negative (a principal block of a positive
-        semi-definite matrix is one). Checked on at most 32 examples.
+        semi-definite matrix is one). Checked on at most 32 examples; skipped when
+        the data live in shared variables (no head of the batch to take) and for
+        ops without second derivatives.
         """
         if self.s.ndim == 0 or not self.inputs:
             return
@@ -586,6 +588,8 @@ class HFOptimizer(Trainer):
             h = np.asarray(_call_on(f_hu, head, e), dtype=np.float64)
             h = h.reshape(rows, -1) if s.ndim > 1 else h.reshape(rows, 1)
             blocks[:, :, j] = h[:, units] if s.ndim > 1 else h
+        if not np.all(np.isfinite(blocks)):  # a saturated loss: nothing to conclude here
+            return
         blocks = 0.5 * (blocks + blocks.transpose(0, 2, 1))
         eig, vecs = np.linalg.eigh(blocks)
         row = int(np.argmin(eig[:, 0]))
