@@ -75,9 +75,12 @@ import numpy as np
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
+    "ReadOnlyCheckpointError",
     "save",
     "load",
     "check_writable",
+    "check_not_read_only",
+    "CheckpointLock",
     "check_params",
     "rng_state",
     "set_rng_state",
@@ -118,6 +121,11 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be read, or does not match the model it is loaded into."""
 
 
+class ReadOnlyCheckpointError(PermissionError, CheckpointError):
+    """A read-only checkpoint file that a run would replace: a ``PermissionError``
+    (``errno.EACCES``) and a :class:`CheckpointError`."""
+
+
 # --------------------------------------------------------------------------- save
 
 def save(path, state):
@@ -141,9 +149,10 @@ def save(path, state):
         message names the key path.  Nothing is written in that case.
     ValueError
         If a key is not a valid HDF5 name.
-    PermissionError
-        If ``path`` is a read-only file (no write bit in its mode): it is
-        neither replaced nor changed, even by a user (root) who could.
+    ReadOnlyCheckpointError
+        A ``PermissionError`` and a :class:`CheckpointError`: ``path`` is a
+        read-only file (no write bit in its mode). It is neither replaced nor
+        changed, even by a user (root) who could.
     OSError
         If the file cannot be written (disk full, file size limit, directory
         missing or read-only, ...): one error, with the ``errno`` of the
@@ -297,7 +306,7 @@ def check_writable(path):
 
 
 def check_not_read_only(path, what="checkpoint"):
-    """Raise ``PermissionError`` if ``path`` is an existing file with no write bit set.
+    """Raise :class:`ReadOnlyCheckpointError` if ``path`` is an existing file with no write bit set.
 
     :func:`save` replaces a file by renaming a new one over it, which only
     needs the directory to be writable: a checkpoint made read-only
@@ -309,7 +318,7 @@ def check_not_read_only(path, what="checkpoint"):
     except OSError:
         return
     if os.path.isfile(path) and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(
+        raise ReadOnlyCheckpointError(
             errno.EACCES,
             f"{what} {path!r} is read-only (mode {mode:#o}): hf does not replace a read-only checkpoint; "
             "make it writable (chmod u+w) or pass another checkpoint= path",
@@ -379,6 +388,10 @@ class CheckpointLock:
                 except FileNotFoundError:
                     pass
                 continue
+            except OSError as err:
+                directory = os.path.dirname(os.path.abspath(self.path))
+                raise OSError(err.errno, f"{prefix}cannot write checkpoint {self.path!r}: cannot create its lock "
+                                         f"file in directory {directory!r} ({err.strerror or err})") from None
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()} {self.token}\n")
             break

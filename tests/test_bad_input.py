@@ -206,8 +206,9 @@ def test_read_only_checkpoint_is_neither_replaced_nor_chmodded(tmp_path):
     os.chmod(path, 0o444)
     content = open(path, "rb").read()
     again, _ = _lsq()
-    with pytest.raises(PermissionError, match=r"checkpoint .*run\.h5.* is read-only \(mode 0o444\)"):
+    with pytest.raises(PermissionError, match=r"checkpoint .*run\.h5.* is read-only \(mode 0o444\)") as err:
         again.train(data, checkpoint=path, max_updates=3)
+    assert isinstance(err.value, ValueError)  # a CheckpointError too
     with pytest.raises(PermissionError, match="read-only"):
         ckpt.save(path, {"a": 1})
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o444
