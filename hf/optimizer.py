@@ -536,7 +536,7 @@ class HFOptimizer(Trainer):
         with _compile.quiet():
             f = _compile.function(self.inputs, [sd.preactivation.shape, sd.mask.shape], name="hf_mask_shapes",
                                   on_unused_input="ignore", mode=Mode(linker="py", optimizer="fast_compile"))
-        a_shape, m_shape = (tuple(int(d) for d in x) for x in _call_on(f, batch.head(max(1, min(batch.size, 64)))))
+        a_shape, m_shape = (tuple(int(d) for d in x) for x in _call_on(f, batch.head(64)))
         if m_shape != a_shape[: len(m_shape)]:
             raise ValueError(
                 f"HFOptimizer: structural_damping: mask has shape {m_shape} on {batch.source or 'the first batch'}, "
@@ -561,7 +561,6 @@ class HFOptimizer(Trainer):
         if self.s.ndim == 0 or not self.inputs:
             return
         s = self.s
-        k = 1 if s.ndim == 1 else None
         u = pt.tensor("u", dtype=s.dtype, shape=(None,) * s.ndim)
         try:
             with _compile.quiet():
@@ -576,7 +575,7 @@ class HFOptimizer(Trainer):
         except Exception as err:  # noqa: BLE001 (an op without a second derivative: the check is skipped)
             log.debug("HFOptimizer: convexity check in s skipped: %s", err)
             return
-        head = batch.head(max(1, min(batch.size, 32)))
+        head = batch.head(32)
         shape = tuple(int(d) for d in _call_on(f_s, head))
         k = 1 if s.ndim == 1 else shape[-1]
         units = np.arange(k) if k <= 16 else np.random.default_rng(0).choice(k, 16, replace=False)
@@ -606,8 +605,9 @@ class HFOptimizer(Trainer):
         if lo < -tol * max(hi, 1e-30):
             raise ValueError(
                 f"HFOptimizer: the loss is not convex in s on {batch.source or 'the first batch'}: its Hessian "
-                f"in s has an eigenvalue ≤ {lo:.3g} (uᵀHu along a unit vector u; largest |eigenvalue| {hi:.3g}), so the Gauss-Newton matrix is not positive "
-                "semi-definite and CG's steps are not descent directions. Cut the graph where the loss is "
+                f"in s has an eigenvalue ≤ {lo:.3g} (uᵀHu along a unit vector u; largest |eigenvalue| "
+                f"{hi:.3g}), so the Gauss-Newton matrix is not positive semi-definite and CG's steps are not "
+                "descent directions. Cut the graph where the loss is "
                 "convex: s must be the pre-softmax logits for cross-entropy, a linear output for squared error, "
                 "the pre-sigmoid output for logistic cross-entropy (not, e.g., softmax(s) in a squared error)"
             )
