@@ -462,6 +462,7 @@ def train_hf(model, train, valid, args):
         structural_damping=structural, cg_fraction=min(1.0, args.cg_batch / args.hf_batch),
         rho_batch=args.rho_batch, shrink_warm_start=args.shrink_warm_start, cold_restart=args.cold_restart,
     )
+    opt.compile()  # what an update uses, before the clock starts (HFOptimizer compiles lazily)
     label = f"HF (mu={args.mu:g})"
     run = Run(label)
     run.compile_seconds = time.perf_counter() - t0

@@ -236,11 +236,11 @@ class DistributedMean(ExampleMean):
         local = local_count(n, self.rank, self.size)
         return batch.head(local) if local else _Weightless(batch.arrays, batch.axes, batch.mask_index, batch.source)
 
-    def mean_square_per_example(self, fn, batch, max_examples):
+    def mean_square_per_example(self, fn, batch, max_examples, closed_form=None):
         """``1/N Σ_i (∇f_i)²`` over this rank's part of the global first ``max_examples`` examples."""
         m = local_count(max_examples, self.rank, self.size) if batch.size else 0
         if m:
-            return super().mean_square_per_example(fn, batch, m)
+            return super().mean_square_per_example(fn, batch, m, closed_form)
         g = np.asarray(call(fn, batch.head(1))[-1], dtype=np.float64)  # for the shape only
         return self.combine(*self._sums([([g], 0)]))[0]
 

@@ -36,6 +36,7 @@ from .graph import (
     split_constant_part,
     unflatten,
 )
+from .per_example import square_gradient_sums
 from .reduce import Batch, ExampleMean, as_batch
 from .update import DampingState, UpdateConfig, hf_update
 
@@ -312,6 +313,7 @@ class HFOptimizer(Trainer):
         self.state = DampingState(self.initial_damping, None)
         self._mean_checked = False
         self._batch_checked = False
+        self._square_means_ok = None  # whether hf.per_example's closed form holds here (checked once)
         self._given_options = {
             "damping": self.initial_damping, "min_damping": self.config.min_damping,
             "max_damping": self.config.max_damping, "max_cg_iters": self.config.max_cg_iters,
@@ -330,49 +332,90 @@ class HFOptimizer(Trainer):
 
     # ------------------------------------------------------------------ graphs
     def _compile(self):
-        """Compile the functions an update uses, once; :attr:`compile_seconds` holds each one's time."""
+        """Build the graphs an update may use; each is compiled on its first call (:meth:`compile`).
+
+        Building the graphs here makes a graph that cannot be differentiated or
+        cut fail when the optimizer is made; compiling lazily spares the
+        functions a run never calls (``hf_gv`` with the forward cache on and
+        ``rho_batch='cg'``, ``hf_loss`` without validation data, the per-example squares without the
+        preconditioner). :attr:`compile_seconds` holds each compiled function's time.
+        """
         params, cost, inputs = self.params, self.cost, self.inputs
         self.compile_seconds = {}
-
-        def compiled(inputs, outputs, name, **kw):
-            t = time.perf_counter()
-            f = _compile.function(inputs, outputs, name=name, on_unused_input="ignore", **kw)
-            self.compile_seconds[name] = time.perf_counter() - t
-            return f
-
+        self._compiled = {}
         monitors = [e for _, e in self.monitors]
-        t0 = time.perf_counter()
-        n = 6 if self.forward_cache else 4
-        log.info("HFOptimizer: compiling %d functions (loss and gradient, loss, loss at theta, Gv%s) ...", n,
-                 ", forward pass and Gv from it" if self.forward_cache else "")
-        with _compile.quiet():
-            grads = pytensor.grad(cost, params)
-            self._f_loss_grad = compiled(inputs, [cost, *monitors, flatten(grads)], "hf_loss_grad")
-            self._f_loss = compiled(inputs, [cost, *monitors], "hf_loss")
-            # Cost probes at θ + x without touching the shared parameters: the
-            # parameters are replaced by slices of a flat float64 input.
-            theta = pt.vector("theta", dtype="float64")
-            self._f_loss_at = compiled(inputs + [theta], [cost, *monitors], "hf_loss_at",
-                                       givens=list(zip(params, unflatten(theta, params))))
-            v = pt.vector("v", dtype="float64")
-            vs = unflatten(v, params)
-            if self.structural_damping is None:
-                extra = []
-                Gv = gauss_newton_product(cost, self.s, params, vs, jv=self.jv)
-            else:
-                coef = pt.scalar("structural_coef", dtype="float64")
-                extra = [coef]
-                Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef,
-                                                 jv=self.jv)
-            Gv = flatten(Gv)
-            self._f_gv = compiled(inputs + [v] + extra, Gv, "hf_gv")
-            if self.forward_cache:
-                # The forward part, computed once per update, and Gv as a function of it.
-                frontier, placeholders, (Gv_cached,) = split_constant_part([Gv], [v] + extra)
-                self._f_forward = compiled(inputs, frontier, "hf_forward")
-                self._f_gv_cached = compiled(inputs + placeholders + [v] + extra, Gv_cached, "hf_gv_cached")
-        log.info("HFOptimizer: compiled in %.1f s (%s)", time.perf_counter() - t0,
-                 ", ".join(f"{k} {v:.1f} s" for k, v in self.compile_seconds.items()))
+        graphs = {}
+        grads = pytensor.grad(cost, params)
+        graphs["hf_loss_grad"] = (inputs, [cost, *monitors, flatten(grads)], {})
+        graphs["hf_loss"] = (inputs, [cost, *monitors], {})
+        # Cost probes at θ + x without touching the shared parameters: the
+        # parameters are replaced by slices of a flat float64 input.
+        theta = pt.vector("theta", dtype="float64")
+        graphs["hf_loss_at"] = (inputs + [theta], [cost, *monitors],
+                                {"givens": list(zip(params, unflatten(theta, params)))})
+        v = pt.vector("v", dtype="float64")
+        vs = unflatten(v, params)
+        if self.structural_damping is None:
+            extra = []
+            Gv = gauss_newton_product(cost, self.s, params, vs, jv=self.jv)
+        else:
+            coef = pt.scalar("structural_coef", dtype="float64")
+            extra = [coef]
+            Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef, jv=self.jv)
+        Gv = flatten(Gv)
+        graphs["hf_gv"] = (inputs + [v] + extra, Gv, {})
+        if self.forward_cache:
+            # The forward part, computed once per update, and Gv as a function of it.
+            frontier, placeholders, (Gv_cached,) = split_constant_part([Gv], [v] + extra)
+            graphs["hf_forward"] = (inputs, frontier, {})
+            graphs["hf_gv_cached"] = (inputs + placeholders + [v] + extra, Gv_cached, {})
+        if self.preconditioner:
+            # Σ_i (∇f_i)² in one backward pass where every parameter is a dense layer's (hf.per_example).
+            squares = square_gradient_sums(cost, params, inputs)
+            if squares is not None:
+                sums, n = squares
+                graphs["hf_square_means"] = (inputs, [sums / n], {})
+        self._graphs = graphs
+
+    def _function(self, name):
+        """The compiled function ``name`` (compiled now if it was not yet), or None if it has no graph."""
+        f = self._compiled.get(name)
+        if f is None and name in self._graphs:
+            inputs, outputs, kw = self._graphs[name]
+            t = time.perf_counter()
+            with _compile.quiet():
+                f = _compile.function(inputs, outputs, name=name, on_unused_input="ignore", **kw)
+            self.compile_seconds[name] = time.perf_counter() - t
+            log.info("HFOptimizer: compiled %s in %.1f s", name, self.compile_seconds[name])
+            self._compiled[name] = f
+        return f
+
+    def compile(self, names=None) -> dict:
+        """Compile now what an update will use (or the functions ``names``); return their compile seconds.
+
+        Functions are otherwise compiled when first called, during the first
+        update. A benchmark that keeps compilation out of its clock calls this
+        before starting it.
+        """
+        if names is None:
+            names = ["hf_loss_grad", "hf_loss_at"]
+            names += ["hf_forward", "hf_gv_cached"] if self.forward_cache else []
+            # ρ on the gradient batch takes one product there, which no forward cache serves
+            names += ["hf_gv"] if not self.forward_cache or self.config.rho_batch == "gradient" else []
+            names += ["hf_square_means"] if self.preconditioner and "hf_square_means" in self._graphs else []
+        unknown = sorted(set(names) - set(self._graphs))
+        if unknown:
+            raise ValueError(f"HFOptimizer.compile: no function named {unknown}; known: {sorted(self._graphs)}")
+        for name in names:
+            self._function(name)
+        return {name: self.compile_seconds[name] for name in names}
+
+    _f_loss_grad = property(lambda self: self._function("hf_loss_grad"))
+    _f_loss = property(lambda self: self._function("hf_loss"))
+    _f_loss_at = property(lambda self: self._function("hf_loss_at"))
+    _f_gv = property(lambda self: self._function("hf_gv"))
+    _f_forward = property(lambda self: self._function("hf_forward"))
+    _f_gv_cached = property(lambda self: self._function("hf_gv_cached"))
 
     # ------------------------------------------------------------------ flat vectors
     def _theta(self) -> np.ndarray:
@@ -421,8 +464,24 @@ class HFOptimizer(Trainer):
         return float(self.reduce(self._f_loss_at, self._check_batch(batch), self._flat("theta", theta))[0])
 
     def mean_square_gradients(self, batch: Batch, max_examples: int) -> np.ndarray:
-        """``1/N Σ_i (∇f_i)²`` over the first ``max_examples`` examples of ``batch`` (flat)."""
-        return self.reduce.mean_square_per_example(self._f_loss_grad, self._check_batch(batch), max_examples)
+        """``1/N Σ_i (∇f_i)²`` over the first ``max_examples`` examples of ``batch`` (flat).
+
+        In one call per chunk where the graph has the closed form of
+        :mod:`hf.per_example` (checked once against one call per example on
+        the first few examples), else one call per example.
+        """
+        batch = self._check_batch(batch)
+        if self._square_means_ok is None and "hf_square_means" in self._graphs:
+            k = min(3, int(max_examples), batch.size)
+            loop = self.reduce.mean_square_per_example(self._f_loss_grad, batch, k)
+            closed = self.reduce.mean_square_per_example(self._f_loss_grad, batch, k,
+                                                         closed_form=self._function("hf_square_means"))
+            self._square_means_ok = bool(np.allclose(closed, loop, rtol=1e-6, atol=1e-12 * max(1.0, np.abs(loop).max())))
+            if not self._square_means_ok:
+                log.warning("HFOptimizer: the one-pass per-example squared gradients disagree with one gradient "
+                            "per example on this graph (its rows are not independent examples); using the loop")
+        closed = self._function("hf_square_means") if self._square_means_ok else None
+        return self.reduce.mean_square_per_example(self._f_loss_grad, batch, max_examples, closed_form=closed)
 
     # ------------------------------------------------------------------ data
     def _dataset(self, data, name):
@@ -622,14 +681,16 @@ class HFOptimizer(Trainer):
         n = batch.size
         if not batch.arrays or n < 2:
             return
-        whole = float(ExampleMean()(self._f_loss, batch)[0])
+        # The loss at θ through hf_loss_at, which the update compiles anyway (hf_loss only serves validation).
+        theta = self._theta()
+        whole = float(ExampleMean()(self._f_loss_at, batch, theta)[0])
         halves = [h for h, _ in batch.chunks((n + 1) // 2)]
-        split = float(ExampleMean().over(self._f_loss, halves)[0])  # this process's data only
+        split = float(ExampleMean().over(self._f_loss_at, halves, theta)[0])  # this process's data only
         tol = 1e-4 if np.dtype(self.cost.dtype) == np.float32 else 1e-8
         if math.isfinite(whole) and math.isfinite(split) and abs(whole - split) > tol * max(abs(whole), abs(split), 1e-30):
             axes = sorted(set(batch.axes))
             where = (f"along axis {axes[0]} of every array" if len(axes) == 1 else f"along axes {batch.axes}")
-            other = self._mean_along_other_axis(batch, tol)
+            other = self._mean_along_other_axis(batch, tol, theta)
             if other is not None:
                 advice = (f"The cost is a mean along axis {other} instead, while the examples of a list of arrays "
                           f"lie along axis 0 of a list: for time-major data (T, batch, ...) pass "
@@ -646,7 +707,7 @@ class HFOptimizer(Trainer):
             )
         self._mean_checked = True
 
-    def _mean_along_other_axis(self, batch, tol):
+    def _mean_along_other_axis(self, batch, tol, theta):
         """The axis (1 or 2) along which the cost is a mean over halves, when the batch
         was cut along axis 0; None when there is none."""
         if any(a != 0 for a in batch.axes):
@@ -660,8 +721,9 @@ class HFOptimizer(Trainer):
                 continue
             other = Batch(tuple(arrays), (axis,) * len(arrays), None, batch.source)
             try:
-                whole = float(ExampleMean()(self._f_loss, other)[0])
-                split = float(ExampleMean().over(self._f_loss, [h for h, _ in other.chunks((n + 1) // 2)])[0])
+                whole = float(ExampleMean()(self._f_loss_at, other, theta)[0])
+                split = float(ExampleMean().over(self._f_loss_at, [h for h, _ in other.chunks((n + 1) // 2)],
+                                                 theta)[0])
             except ValueError:
                 continue
             if math.isfinite(whole) and abs(whole - split) <= tol * max(abs(whole), abs(split), 1e-30):

@@ -84,9 +84,10 @@ def square_gradient_sums(cost, params, inputs):
 
     Returns
     -------
-    TensorVariable or None
+    (TensorVariable, TensorVariable) or None
         The sums over the batch's examples, concatenated in the order of
-        ``params`` (each flattened row-major, as the optimizer's flat vectors);
+        ``params`` (each flattened row-major, as the optimizer's flat vectors),
+        and the number of examples (rows) they sum over, a float64 scalar;
         None when some parameter is not a dense layer's weight matrix or bias
         used once, where only the loop over examples applies.
     """
@@ -107,4 +108,4 @@ def square_gradient_sums(cost, params, inputs):
             parts.append(pt.dot(pt.sqr(pt.cast(h, "float64")).T, d2).flatten())
         else:
             parts.append(d2.sum(axis=0))
-    return pt.concatenate(parts)
+    return pt.concatenate(parts), n

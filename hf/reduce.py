@@ -151,11 +151,16 @@ class ExampleMean:
         mean.nbytes = int(sum(np.asarray(c).nbytes for cache in caches for c in cache))
         return mean
 
-    def mean_square_per_example(self, fn: Callable, batch: Batch, max_examples: int) -> np.ndarray:
+    def mean_square_per_example(self, fn: Callable, batch: Batch, max_examples: int, closed_form=None) -> np.ndarray:
         """``1/N Σ_i (∇f_i)²`` over the first ``max_examples`` examples, one call each.
 
-        ``fn`` returns the flat gradient as its last output.
+        ``fn`` returns the flat gradient as its last output. ``closed_form``, if
+        given, returns that mean over a chunk's examples in one call
+        (:mod:`hf.per_example`), and is used instead of ``fn``.
         """
+        if closed_form is not None:
+            return self(closed_form, batch.head(int(max_examples)))[0]
+
         def squares():
             for chunk, _ in itertools.islice(batch.chunks(1), int(max_examples)):
                 g = np.asarray(self._call(fn, chunk)[-1], dtype=np.float64)

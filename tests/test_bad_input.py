@@ -49,8 +49,9 @@ def test_negative_label_is_refused_by_first_order():
     m, (X, Y) = _softmax_data()
     Y[5] = -1
     opt = downhill.build("adam", m.cost, params=m.params, inputs=m.inputs)
-    with pytest.raises(ValueError, match=r"'y' holds -1 at index 5.*as an index"):
-        opt.train([X, Y], max_updates=1)
+    with pytest.raises(ValueError, match=r"'y' holds -1 at index 5.*as an index") as err:
+        opt.train(hf.Dataset([X, Y], name="labels", batch_size=len(X)), max_updates=1)
+    assert "dataset 'labels'" in str(err.value)
 
 
 def test_negative_label_inside_a_scan_is_refused():

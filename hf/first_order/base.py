@@ -583,8 +583,9 @@ class Optimizer(Trainer):
         if isinstance(ds, _BatchList):
             yield from ds.batches
             return
+        source = f"dataset {ds.name!r}" if getattr(ds, "name", None) else "a dataset"
         for arrays in ds.iterate():
-            yield Batch(tuple(arrays), tuple(ds.batch_axes))
+            yield Batch(tuple(arrays), tuple(ds.batch_axes), None, source)
 
     def _mean(self, fn, ds):
         """Outputs of ``fn`` averaged over the examples of one pass of ``ds`` (float64)."""
