@@ -166,13 +166,7 @@ STOP = threading.Event()
 
 #: Adam as in [King15]: β₁ = 0.9, β₂ = 0.999, ε = 1e-8, written as downhill's halflives, with
 #: Kingma & Ba's bias correction (``--adam-bias downhill`` sets ``kingma_ba=False``).
-ADAM_HYPER = dict(
-    beta1_halflife=math.log(2.0) / -math.log(0.9),
-    beta2_halflife=math.log(2.0) / -math.log(0.999),
-    beta1_decay=1.0,
-    rms_regularizer=1e-8,
-    kingma_ba=True,
-)
+ADAM_HYPER = hf.first_order.kingma_ba_adam()
 #: ``--adam-bias``: Kingma & Ba's bias terms (the default) or downhill's.
 ADAM_BIAS = ("kingma-ba", "downhill")
 

@@ -70,8 +70,9 @@ def run_adam(cost, params, x, error, train, valid, budget, learning_rate):
     opt = hf.first_order.build("adam", cost, params=params, inputs=[x])
     data = hf.Dataset([train], name="train", batch_size=100, rng=0)
     curve, t0, epochs = [(0.0, float(evaluate(valid)))], time.perf_counter(), 0
-    # kingma_ba=True: Kingma & Ba's bias correction (downhill's own Adam corrects differently)
-    for tm, vm in opt.iterate(data, learning_rate=learning_rate, kingma_ba=True, max_updates=100_000, patience=10**9):
+    # Kingma & Ba's Adam (beta1 0.9, beta2 0.999, their bias correction), not downhill's defaults
+    for tm, vm in opt.iterate(data, learning_rate=learning_rate, max_updates=100_000, patience=10**9,
+                              **hf.first_order.kingma_ba_adam()):
         epochs += 1
         curve.append((time.perf_counter() - t0, float(evaluate(valid))))
         if curve[-1][0] > budget:

@@ -51,7 +51,7 @@ def main(rows=40, cols=20, rank=3, l1=1e-3, l2=1e-3, algo="rmsprop", learning_ra
     )
     initial = float(np.mean((y - u.get_value() @ v.get_value()) ** 2))
     curve = []  # hf's additions to the quick start: a callback to draw the curve, and
-    extra = {"kingma_ba": True} if algo == "adam" else {}  # Kingma & Ba's Adam, not downhill's bias terms
+    extra = downhill.kingma_ba_adam() if algo == "adam" else {}  # Kingma & Ba's Adam, not downhill's defaults
     train, _ = downhill.minimize(
         loss=loss,
         train=[y],

@@ -22,7 +22,6 @@ initialization and momentum in deep learning", ICML 2013.
 """
 
 import argparse
-import math
 import time
 
 import numpy as np
@@ -109,9 +108,7 @@ def main(argv=None):
     for v, value in zip(net["params"], start):
         v.set_value(value)
     adam = hf.first_order.build("adam", net["cost"], params=net["params"], inputs=net["inputs"][:3])
-    updates = adam.get_updates(learning_rate=args.adam_lr, kingma_ba=True, beta1_decay=1.0, rms_regularizer=1e-8,
-                               beta1_halflife=math.log(2) / -math.log(0.9),
-                               beta2_halflife=math.log(2) / -math.log(0.999))
+    updates = adam.get_updates(learning_rate=args.adam_lr, **hf.first_order.kingma_ba_adam())
     adam_step = hf.function(net["inputs"][:3], net["cost"], updates=list(updates))
     rng, xs = np.random.default_rng(args.seed), arrays(train)[:3]
     curves["Adam"] = ([0.0], [curves["HF"][1][0]])

@@ -63,7 +63,8 @@ def main(argv=None):
 
     opt = downhill.build("adam", cost, params=params, inputs=[x])
     opt.minimize(hf.Dataset([train], batch_size=100, rng=args.seed), hf.Dataset([valid], batch_size=297),
-                 learning_rate=args.lr, kingma_ba=True, max_updates=args.adam_epochs, validate_every=1, patience=10**6,
+                 learning_rate=args.lr, max_updates=args.adam_epochs, validate_every=1, patience=10**6,
+                 **downhill.kingma_ba_adam(),  # Kingma & Ba's Adam, not downhill's defaults
                  checkpoint=path, callback=record)
     adam_curve, curve = curve, [(curve[-1][0], None)]
     adam_error = float(err(valid))
