@@ -353,6 +353,11 @@ class ItemHFOptimizer(HFOptimizer):
         cg.update()
         return metrics
 
+    def mean_square_gradients(self, batch, max_examples):
+        """Mean of the squared per-item gradients, one call per item: an item's rows (if it
+        has any) are not examples, so no per-row closed form applies."""
+        return self.reduce.mean_square_per_example(self._f_loss_grad, self._check_batch(batch), max_examples)
+
     def _cache_fits(self, batch) -> bool:
         """Whether the forward-pass cache of ``batch`` fits in :attr:`forward_cache_budget`."""
         if getattr(self, "_f_forward", None) is None:  # compiled with forward_cache=False

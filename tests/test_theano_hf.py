@@ -169,6 +169,9 @@ def test_gradient_and_product_are_plain_means_over_items(xor):
     assert loss == pytest.approx(np.mean(losses), rel=1e-12)
     np.testing.assert_allclose(g, np.mean(grads, axis=0), rtol=1e-8, atol=1e-12)
     assert abs(loss - (3 * losses[0] + 8 * losses[1]) / 11) > 1e-3  # the test tells the two means apart
+    # Martens' preconditioner squares per-item gradients (not per-row ones).
+    squares = inner.mean_square_gradients(inner._items(items, "items"), 2)
+    np.testing.assert_allclose(squares, np.mean(np.square(grads), axis=0), rtol=1e-8, atol=1e-16)
 
     v = rng.normal(size=theta.size)
     products = []
