@@ -10,6 +10,7 @@ success criterion of [MS11] written out here.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import math
 import pathlib
 
@@ -20,7 +21,10 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 
 def load_example(name):
-    """Import ``examples/<name>.py`` as a module (the examples folder is not a package)."""
+    """Import ``examples/<name>.py`` as a module (the examples folder is not a package), with
+    ``examples/`` on ``sys.path`` as when it runs as a script (its ``_plot`` helper)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
