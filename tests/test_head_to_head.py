@@ -22,6 +22,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------- presets
+def test_presets_doctests():
+    import doctest
+
+    from hf.first_order import presets
+
+    assert doctest.testmod(presets).failed == 0
+
+
 def test_momentum_schedule_by_hand():
     # 1 - 2^(-1 - log2(floor(t/250) + 1)): k = 1, 2, 4, 8 give 1/2, 3/4, 7/8, 15/16.
     t = np.array([0, 249, 250, 499, 750, 1750, 10**7])
