@@ -25,8 +25,9 @@ Run::
 
 ``--readme`` replaces the text between the markers
 ``<!-- head-to-head:start -->`` and ``<!-- head-to-head:end -->`` in that
-file with the head-to-head table; ``--doc`` does the same in the doc page with
-the grids as well.
+file with the head-to-head table of the problems where every method has run
+on 3 seeds (a line of progress for the others); ``--doc`` does the same in the
+doc page with every table and the grids.
 
 References
 ----------
@@ -121,6 +122,30 @@ def head_to_head(rows):
     return "\n".join(out) if out else "No reported cells yet (only the tuning grids have run)."
 
 
+def readme_section(rows, min_seeds=3):
+    """The README's summary: the head-to-head table of every problem and budget whose every method has
+    run on ``min_seeds`` seeds, and one line of progress for the others (no figure from fewer seeds)."""
+    groups = reported(rows)
+    ready, pending = [], []
+    for problem, budget in sorted({(p, b) for p, b, _ in groups}):
+        cells = [seeds for (p, b, _), seeds in groups.items() if (p, b) == (problem, budget)]
+        if all(len(seeds) >= min_seeds for seeds in cells):
+            ready.append((problem, budget))
+        else:
+            done = sum(len(seeds) for seeds in cells)
+            pending.append(f"- {problem.upper()}, {budget / 60:.0f} minutes per run: {done} runs recorded so far, "
+                           f"too few seeds per method for a figure (every method needs {min_seeds}).")
+    out = []
+    if ready:
+        keep = [r for r in rows if (r["problem"], r["budget"]) in ready or r["seed"] == ae.TUNING_SEED]
+        out.append(head_to_head(keep))
+    tuned = sorted({r["problem"] for r in rows if r["seed"] == ae.TUNING_SEED and r["budget"] == ae.TUNING_BUDGET})
+    if tuned:
+        out.append("Learning-rate grids done (tuning seed, short runs): " + ", ".join(p.upper() for p in tuned) + ".")
+    out += pending
+    return "\n".join(out)
+
+
 def grids(rows):
     """The tuning runs: one table per problem, the chosen settings in bold, with the grid's cost."""
     out = []
@@ -199,7 +224,7 @@ def main(argv=None):
     if args.png:
         print("plot:", args.png if plot(rows, args.png) else "(nothing to draw)")
     if args.readme:
-        replace_between(args.readme, table)
+        replace_between(args.readme, readme_section(rows))
     if args.doc:
         replace_between(args.doc, table + "\n\nThe learning-rate grids (tuning seed, short runs):\n\n" + grid)
 

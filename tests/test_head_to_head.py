@@ -258,3 +258,13 @@ def test_tuning_grid_grows_past_an_edge_best():
                                                  ["--method", "nag", "--lr", "3e-05", "--mu-max", "0.9"]]
     inside = [run("adam", 1e-3, 5.0), run("adam", 3e-3, 4.0), run("adam", 1e-2, 6.0)]
     assert ae.beyond_the_edge("curves", inside) == []
+
+
+def test_readme_shows_no_figure_from_fewer_than_three_seeds():
+    rows = [_rec("hf", 1, [(0, 100.0), (1800, 8.0)]), _rec("adam", 1, [(0, 100.0), (1800, 9.0)]),
+            _rec("adam", 2, [(0, 100.0), (1800, 9.5)]), _rec("adam", 3, [(0, 100.0), (1800, 9.7)])]
+    text = report.readme_section(rows)
+    assert "| HF" not in text and "4 runs recorded so far" in text
+    rows += [_rec("hf", 2, [(0, 100.0), (1800, 7.0)]), _rec("hf", 3, [(0, 100.0), (1800, 9.9)])]
+    text = report.readme_section(rows)
+    assert "| HF [Mart10] | 1, 2, 3 | 8 |" in text and "| 2/3 |" in text
