@@ -116,6 +116,12 @@ class HFOptimizer(Trainer):
         every CG iteration (default True). False recomputes it in every product,
         holding no cache in memory; :attr:`forward_cache_bytes` tells the cache's
         size.
+    cache_bytes : int, optional
+        Bound the forward cache to this many bytes: chunks of the CG batch
+        (``chunk_size``) are cached in order while they fit, and the forward
+        pass of the others is recomputed in every product (default None: no
+        bound). With ``chunk_size`` this bounds the memory of a CG batch of any
+        size; the products are the same either way.
     rho_batch : {'gradient', 'cg'}
         Where ρ is measured: on the gradient batch with the undamped model
         (default; one extra Gauss-Newton product there), or on the CG batch with
@@ -231,6 +237,7 @@ class HFOptimizer(Trainer):
         structural_damping=None,
         chunk_size=None,
         forward_cache=True,
+        cache_bytes=None,
         rho_batch="gradient",
         jv="pullback",
         comm=None,
@@ -276,6 +283,7 @@ class HFOptimizer(Trainer):
             self.reduce = mpi.DistributedMean(chunk_size, comm)
             mpi.check_same(comm, [p.get_value(borrow=True) for p in params], "the initial parameters")
         self.forward_cache = _checks.boolean("forward_cache", forward_cache, owner)
+        self.cache_bytes = _checks.positive_int("cache_bytes", cache_bytes, owner, allow_none=True)
         if jv not in ("pullback", "op", "auto"):
             raise ValueError(f"{owner}: jv must be 'pullback', 'op' or 'auto', got {jv!r}")
         self.jv = jv
@@ -322,7 +330,7 @@ class HFOptimizer(Trainer):
             "cg_fraction": self.cg_fraction, "preconditioner": self.preconditioner,
             "preconditioner_examples": self.preconditioner_examples, "line_search": self.config.line_search,
             "structural_damping_weight": self.config.structural_weight, "chunk_size": self.reduce.chunk_size,
-            "forward_cache": self.forward_cache, "rho_batch": self.config.rho_batch, "jv": self.jv,
+            "forward_cache": self.forward_cache, "cache_bytes": self.cache_bytes, "rho_batch": self.config.rho_batch, "jv": self.jv,
         }
 
     @property
@@ -757,7 +765,7 @@ class HFOptimizer(Trainer):
                 return r / diag
 
         if self.forward_cache:
-            cached = self.reduce.cached(self._f_forward, self._f_gv_cached, cg_batch)
+            cached = self.reduce.cached(self._f_forward, self._f_gv_cached, cg_batch, self.cache_bytes)
             self.forward_cache_bytes = cached.nbytes
             if self.structural_damping is None:
                 def matvec(v, coef):

@@ -131,24 +131,42 @@ class ExampleMean:
             (_outputs(self._call(fn, chunk, *args)), n) for batch in batches for chunk, n in batch.chunks(self.chunk_size)
         ))
 
-    def cached(self, forward: Callable, fn: Callable, batch: Batch) -> Callable:
+    def cached(self, forward: Callable, fn: Callable, batch: Batch, max_bytes: int | None = None) -> Callable:
         """``fn``'s mean over ``batch`` as a function of its trailing arguments, with
         ``forward`` evaluated once per chunk now and its outputs passed to every call.
 
         ``forward(*chunk_arrays)`` returns the values that do not change between
         calls (a Gauss-Newton product's forward pass); the returned function
         computes the mean over examples of ``fn(*chunk_arrays, *cache, *args)``.
-        The attribute ``nbytes`` of the returned function is the cache's size.
+        With ``max_bytes``, chunks are cached in order while the cache stays
+        within that many bytes; the forward pass of every later chunk is
+        recomputed in each call and dropped, so the memory held is bounded
+        whatever the batch's size (cut it in chunks with ``chunk_size``). The
+        attribute ``nbytes`` of the returned function is the cache's size.
         """
         chunks = list(batch.chunks(self.chunk_size))
-        caches = [list(_outputs(self._call(forward, chunk))) for chunk, _ in chunks]
+        caches, total = [], 0
+        for chunk, _ in chunks:
+            cache = None
+            if max_bytes is None or total < max_bytes:
+                cache = list(_outputs(self._call(forward, chunk)))
+                size = sum(np.asarray(c).nbytes for c in cache)
+                if max_bytes is not None and total + size > max_bytes:
+                    cache = None  # over the budget: this chunk and the next recompute their forward pass
+                    total = max_bytes
+                else:
+                    total += size
+            caches.append(cache)
 
         def mean(*args):
-            return self.combine(*self._sums(
-                (_outputs(self._call(fn, chunk, *cache, *args)), n) for (chunk, n), cache in zip(chunks, caches)
-            ))
+            def rows():
+                for (chunk, n), cache in zip(chunks, caches):
+                    values = cache if cache is not None else list(_outputs(self._call(forward, chunk)))
+                    yield _outputs(self._call(fn, chunk, *values, *args)), n
 
-        mean.nbytes = int(sum(np.asarray(c).nbytes for cache in caches for c in cache))
+            return self.combine(*self._sums(rows()))
+
+        mean.nbytes = int(sum(np.asarray(c).nbytes for cache in caches if cache is not None for c in cache))
         return mean
 
     def mean_square_per_example(self, fn: Callable, batch: Batch, max_examples: int, closed_form=None) -> np.ndarray:

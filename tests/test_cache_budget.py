@@ -1,0 +1,65 @@
+"""The forward cache under a byte budget: the same products, bounded memory."""
+
+import numpy as np
+import pytest
+
+import hf
+from hf.reduce import Batch, ExampleMean
+
+from . import models
+
+
+def _numpy_product():
+    """A forward pass and a product in numpy: cache = 2x, product = mean of (cache · v) per row."""
+    calls = {"forward": 0}
+
+    def forward(x):
+        calls["forward"] += 1
+        return [2.0 * x]
+
+    def fn(x, cache, v):
+        return [np.mean(cache @ v)]
+
+    return forward, fn, calls
+
+
+def test_budget_bounds_the_cache_and_keeps_the_products():
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    batch, v = Batch((X,), (0,)), np.array([1.0, -2.0, 0.5])
+    reference = np.mean(2.0 * X @ v)  # the whole batch's mean, by hand
+    forward, fn, calls = _numpy_product()
+    full = ExampleMean(chunk_size=2).cached(forward, fn, batch)
+    assert full.nbytes == X.nbytes * 1 and calls["forward"] == 5
+    chunk_bytes = 2 * 3 * 8
+    forward, fn, calls = _numpy_product()
+    bounded = ExampleMean(chunk_size=2).cached(forward, fn, batch, max_bytes=2 * chunk_bytes)
+    assert bounded.nbytes == 2 * chunk_bytes  # two of the five chunks kept
+    before = calls["forward"]
+    for _ in range(3):
+        np.testing.assert_allclose(bounded(v)[0], reference, rtol=1e-14)
+        np.testing.assert_allclose(full(v)[0], reference, rtol=1e-14)
+    assert calls["forward"] - before == 3 * 3  # the three uncached chunks, in every product
+
+
+def test_optimizer_update_is_the_same_under_a_budget():
+    m = models.mlp("softmax", n=24, seed=2)
+    X, Y = m.data
+    values = [p.get_value().copy() for p in m.params]
+    runs = {}
+    for budget in (None, 1):
+        for p, v0 in zip(m.params, values):
+            p.set_value(v0.copy())
+        opt = hf.HFOptimizer(m.cost, m.s, m.params, m.inputs, chunk_size=6, cache_bytes=budget, max_cg_iters=20)
+        tm, _ = next(opt.iterate([X, Y], max_updates=1, progress=False))
+        runs[budget] = (tm, [p.get_value().copy() for p in m.params], opt.forward_cache_bytes)
+    (a, pa, bytes_a), (b, pb, bytes_b) = runs[None], runs[1]
+    assert bytes_a > 0 and bytes_b == 0
+    assert a["cg_iters"] == b["cg_iters"] and a["rho"] == pytest.approx(b["rho"], rel=1e-10)
+    for x, y in zip(pa, pb):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-14)
+
+
+def test_cache_bytes_must_be_positive():
+    m = models.mlp("softmax", n=4)
+    with pytest.raises(ValueError, match="cache_bytes"):
+        hf.HFOptimizer(m.cost, m.s, m.params, m.inputs, cache_bytes=0)
