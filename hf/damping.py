@@ -22,6 +22,7 @@ from . import _checks
 
 __all__ = [
     "LevenbergMarquardt",
+    "levenberg_marquardt",
     "reduction_ratio",
     "backtrack",
     "BacktrackResult",
@@ -67,6 +68,29 @@ def reduction_ratio(f_new: float, f_old: float, q_new: float, q_old: float = 0.0
     if actual > 0 or predicted >= 0:
         return -math.inf
     return actual / predicted
+
+
+def levenberg_marquardt(damping: float, rho: float, *, min_damping: float = 1e-6, max_damping: float = 1e6,
+                        low: float = 0.25, high: float = 0.75, increase: float = 1.5,
+                        decrease: float = 2.0 / 3.0) -> float:
+    """The damping λ after a step whose reduction ratio was ``rho`` [Mart10] Sec. 4.1 (a pure function).
+
+    :math:`\rho < 1/4 \Rightarrow \lambda \leftarrow \tfrac32\lambda`;
+    :math:`\rho > 3/4 \Rightarrow \lambda \leftarrow \tfrac23\lambda`; otherwise unchanged;
+    then clipped to ``[min_damping, max_damping]``. A NaN or ``-inf`` ρ (a
+    rejected step) raises λ.
+
+    Examples
+    --------
+    >>> levenberg_marquardt(1.0, 0.9), levenberg_marquardt(1.0, 0.1), levenberg_marquardt(1.0, 0.5)
+    (0.6666666666666666, 1.5, 1.0)
+    """
+    rho, lam = float(rho), float(damping)
+    if not rho >= low:  # NaN and -inf land here too
+        lam = lam * increase
+    elif rho > high:
+        lam = lam * decrease
+    return float(min(max(lam, min_damping), max_damping))
 
 
 @dataclasses.dataclass
@@ -128,22 +152,17 @@ class LevenbergMarquardt:
 
     def raise_(self) -> float:
         """Raise λ by ``increase`` (after a rejected step) and return it."""
-        self.damping = float(min(self.damping * self.increase, self.max_damping))
-        return self.damping
+        return self.update(-math.inf)
 
     def clip(self, lam: float) -> float:
         """``lam`` clipped to ``[min_damping, max_damping]``."""
         return float(min(max(float(lam), self.min_damping), self.max_damping))
 
     def update(self, rho: float) -> float:
-        """Adjust λ from the reduction ratio ``rho`` and return the new λ."""
-        rho = float(rho)
-        lam = self.damping
-        if not rho >= self.low:  # NaN and -inf land here too
-            lam = lam * self.increase
-        elif rho > self.high:
-            lam = lam * self.decrease
-        self.damping = self.clip(lam)
+        """Adjust λ from the reduction ratio ``rho`` (:func:`levenberg_marquardt`) and return the new λ."""
+        self.damping = levenberg_marquardt(self.damping, rho, min_damping=self.min_damping,
+                                           max_damping=self.max_damping, low=self.low, high=self.high,
+                                           increase=self.increase, decrease=self.decrease)
         return self.damping
 
 

@@ -84,10 +84,6 @@ class UpdateConfig:
         if self.rho_batch not in ("gradient", "cg"):
             raise ValueError(f"{owner}: rho_batch must be 'gradient' or 'cg', got {self.rho_batch!r}")
 
-    def damping_rule(self, damping: float) -> _damping.LevenbergMarquardt:
-        """A fresh Levenberg-Marquardt rule at ``damping`` (the rule object is mutable)."""
-        return _damping.LevenbergMarquardt(damping, min_damping=self.min_damping, max_damping=self.max_damping)
-
 
 class UpdateResult(NamedTuple):
     """Outcome of :func:`hf_update`.
@@ -249,8 +245,8 @@ def hf_update(
     else:
         q = slope + 0.5 * float(p @ curvature(p))
         rho = _damping.reduction_ratio(f_line(1.0), f0, q)
-    rule = config.damping_rule(lam)
-    rule.update(rho)
+    bounds = {"min_damping": config.min_damping, "max_damping": config.max_damping}
+    new_lam = _damping.levenberg_marquardt(lam, rho, **bounds)
 
     if config.line_search:
         ls = _damping.armijo_line_search(f_line, f0, slope)
@@ -258,8 +254,8 @@ def hf_update(
         f1 = f_line(1.0)
         ok = math.isfinite(f1) and f1 < f0
         ls = _damping.LineSearchResult(1.0 if ok else 0.0, f1 if ok else f0, 1, ok)
-    if not ls.accepted and rule.damping <= lam:
-        rule.raise_()  # rejected, but ρ did not raise λ
+    if not ls.accepted and new_lam <= lam:
+        new_lam = _damping.levenberg_marquardt(new_lam, -math.inf, **bounds)  # rejected, but ρ did not raise λ
     step = ls.rate * p if ls.accepted else np.zeros_like(p)
 
     metrics = {
@@ -268,7 +264,7 @@ def hf_update(
         "accepted": bool(ls.accepted),
         "rho": rho,
         "damping": lam,
-        "new_damping": rule.damping,
+        "new_damping": new_lam,
         "cg_iters": cg_iterations,
         "cg_status": res.status.name.lower(),
         "cg_start": start,
@@ -277,4 +273,4 @@ def hf_update(
         "step_rate": ls.rate,
         "step_norm": float(np.linalg.norm(step)),
     }
-    return UpdateResult(step, DampingState(rule.damping, cg_x), metrics, res)
+    return UpdateResult(step, DampingState(new_lam, cg_x), metrics, res)

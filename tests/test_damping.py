@@ -120,3 +120,11 @@ def test_doctests():
 
     failures, _ = doctest.testmod(damping)
     assert failures == 0
+
+
+def test_levenberg_marquardt_is_a_pure_function_of_lambda_and_rho():
+    # [Mart10] Sec. 4.1 by hand: ρ < 1/4 → 3/2 λ, ρ > 3/4 → 2/3 λ, else λ; then clipped.
+    lm = damping.levenberg_marquardt
+    assert lm(2.0, 0.1) == 3.0 and lm(3.0, 0.9) == 2.0 and lm(2.0, 0.5) == 2.0
+    assert lm(2.0, float("nan")) == 3.0 and lm(2.0, -math.inf) == 3.0
+    assert lm(8.0, 0.0, max_damping=10.0) == 10.0 and lm(1e-3, 1.0, min_damping=1e-3) == 1e-3
