@@ -73,7 +73,7 @@ def reduction_ratio(f_new: float, f_old: float, q_new: float, q_old: float = 0.0
 def levenberg_marquardt(damping: float, rho: float, *, min_damping: float = 1e-6, max_damping: float = 1e6,
                         low: float = 0.25, high: float = 0.75, increase: float = 1.5,
                         decrease: float = 2.0 / 3.0) -> float:
-    """The damping λ after a step whose reduction ratio was ``rho`` [Mart10] Sec. 4.1 (a pure function).
+    r"""The damping λ after a step whose reduction ratio was ``rho`` [Mart10] Sec. 4.1 (a pure function).
 
     :math:`\rho < 1/4 \Rightarrow \lambda \leftarrow \tfrac32\lambda`;
     :math:`\rho > 3/4 \Rightarrow \lambda \leftarrow \tfrac23\lambda`; otherwise unchanged;
