@@ -199,8 +199,12 @@ def test_distributed_mean_packs_each_quantity_into_one_buffer_and_equals_example
     np.testing.assert_array_equal(plain.gv(v, batch), dist.gv(v, batch))
     np.testing.assert_array_equal(plain.mean_square_gradients(batch, 5), dist.mean_square_gradients(batch, 5))
     assert dist.loss_at(plain._theta() + v, batch) == plain.loss_at(plain._theta() + v, batch)
-    assert comm.buffers[1:] == [7, 7, 3]
-    assert dist.reduce.allreduce_calls == 4 and dist.reduce.allreduce_values == 9 + 7 + 7 + 3
+    # Gv; the one-pass per-example squares checked once against the loop (two reductions), then
+    # taken (one); the loss at θ + v
+    assert comm.buffers[1:] == [7, 7, 7, 7, 3]
+    assert dist.reduce.allreduce_calls == 6 and dist.reduce.allreduce_values == 9 + 7 + 7 + 7 + 7 + 3
+    np.testing.assert_array_equal(plain.mean_square_gradients(batch, 5), dist.mean_square_gradients(batch, 5))
+    assert comm.buffers[6:] == [7]  # checked once: later calls take one reduction
     assert dist.reduce.head(batch, 0.25).size == math.ceil(0.25 * 11)
     ds = hf.Dataset(list(data), batch_size=11)
     assert plain.evaluate(ds) == dist.evaluate(ds)
