@@ -176,12 +176,14 @@ class BacktrackResult:
     evaluations: int
 
 
-def backtrack(candidates: Sequence[np.ndarray], objective: Callable[[np.ndarray], float]) -> BacktrackResult:
+def backtrack(candidates: Sequence[np.ndarray], objective: Callable[[np.ndarray], float], *,
+              search: str = "martens") -> BacktrackResult:
     """Choose among kept CG iterates by stepping back from the last one.
 
     Starting from the last candidate, step to the previous one while that one gives
-    a strictly lower objective [Mart10] Sec. 4.6. Non-finite objectives count as
-    ``+inf``.
+    a strictly lower objective [Mart10] Sec. 4.6. With ``search='global'`` every
+    candidate is evaluated and the lowest wins (the earliest of equals): theano-hf's
+    ``global_backtracking``. Non-finite objectives count as ``+inf``.
 
     Parameters
     ----------
@@ -196,14 +198,25 @@ def backtrack(candidates: Sequence[np.ndarray], objective: Callable[[np.ndarray]
     >>> r = backtrack([np.array([1.0]), np.array([2.0]), np.array([3.0])], lambda x: f[int(x[0])])
     >>> r.index, r.objective
     (1, 1.0)
+    >>> f = {1: 0.5, 2: 1.0, 3: 0.9}
+    >>> backtrack([np.array([1.0]), np.array([2.0]), np.array([3.0])], lambda x: f[int(x[0])]).index
+    2
+    >>> backtrack([np.array([1.0]), np.array([2.0]), np.array([3.0])], lambda x: f[int(x[0])], search="global").index
+    0
     """
     if len(candidates) == 0:
         raise ValueError("candidates must hold at least one iterate, got an empty sequence")
+    if search not in ("martens", "global"):
+        raise ValueError(f"backtrack: search must be 'martens' or 'global', got {search!r}")
 
     def value(x):
         v = float(objective(x))
         return v if math.isfinite(v) else math.inf
 
+    if search == "global":
+        values = [value(x) for x in candidates]
+        i = int(np.argmin(values))
+        return BacktrackResult(i, candidates[i], values[i], len(values))
     i = len(candidates) - 1
     best = value(candidates[i])
     evaluations = 1

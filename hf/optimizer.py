@@ -127,6 +127,11 @@ class HFOptimizer(Trainer):
         (default; one extra Gauss-Newton product there), or on the CG batch with
         the damped model value CG already knows ([Mart10]'s code; no extra
         product).
+    backtracking : {'martens', 'global'}
+        How the CG iterate is chosen among the kept ones: step back from the
+        last while the previous one lowers the loss on the CG batch ([Mart10]'s
+        rule, default), or the lowest of them all (theano-hf's
+        ``global_backtracking``; one loss per kept iterate).
     jv : {'pullback', 'op', 'auto'}
         How the Gauss-Newton product's ``Jv`` is built: from two reverse-mode
         products (default; every op has them), from the ops' own forward-mode
@@ -239,6 +244,7 @@ class HFOptimizer(Trainer):
         forward_cache=True,
         cache_bytes=None,
         rho_batch="gradient",
+        backtracking="martens",
         jv="pullback",
         comm=None,
     ):
@@ -267,6 +273,7 @@ class HFOptimizer(Trainer):
             line_search=line_search,
             structural_weight=structural_damping.weight if structural_damping is not None else 0.0,
             rho_batch=rho_batch,
+            backtracking=backtracking,
         )
         self.initial_damping = _checks.real(
             "damping", damping, owner, low=self.config.min_damping, high=self.config.max_damping
@@ -330,7 +337,8 @@ class HFOptimizer(Trainer):
             "cg_fraction": self.cg_fraction, "preconditioner": self.preconditioner,
             "preconditioner_examples": self.preconditioner_examples, "line_search": self.config.line_search,
             "structural_damping_weight": self.config.structural_weight, "chunk_size": self.reduce.chunk_size,
-            "forward_cache": self.forward_cache, "cache_bytes": self.cache_bytes, "rho_batch": self.config.rho_batch, "jv": self.jv,
+            "forward_cache": self.forward_cache, "cache_bytes": self.cache_bytes, "rho_batch": self.config.rho_batch,
+            "backtracking": self.config.backtracking, "jv": self.jv,
         }
 
     @property

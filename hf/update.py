@@ -63,6 +63,7 @@ class UpdateConfig:
     line_search: bool = True
     structural_weight: float = 0.0
     rho_batch: str = "gradient"
+    backtracking: str = "martens"
 
     def __post_init__(self):
         owner = "HFOptimizer"
@@ -83,6 +84,8 @@ class UpdateConfig:
         set_(self, "structural_weight", real("structural_weight", self.structural_weight, owner, low=0))
         if self.rho_batch not in ("gradient", "cg"):
             raise ValueError(f"{owner}: rho_batch must be 'gradient' or 'cg', got {self.rho_batch!r}")
+        if self.backtracking not in ("martens", "global"):
+            raise ValueError(f"{owner}: backtracking must be 'martens' or 'global', got {self.backtracking!r}")
 
 
 class UpdateResult(NamedTuple):
@@ -210,7 +213,7 @@ def hf_update(
         run = _cg.cg(damped, -g, start, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol,
                      shrink_x0=config.shrink_warm_start)
         # Backtrack over the kept iterates (CG always keeps its last one).
-        return run, _damping.backtrack([x for _, x in run.kept], cg_loss_at)
+        return run, _damping.backtrack([x for _, x in run.kept], cg_loss_at, search=config.backtracking)
 
     res, bt = solve(x0)
     cg_iterations = res.iterations

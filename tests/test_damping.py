@@ -128,3 +128,16 @@ def test_levenberg_marquardt_is_a_pure_function_of_lambda_and_rho():
     assert lm(2.0, 0.1) == 3.0 and lm(3.0, 0.9) == 2.0 and lm(2.0, 0.5) == 2.0
     assert lm(2.0, float("nan")) == 3.0 and lm(2.0, -math.inf) == 3.0
     assert lm(8.0, 0.0, max_damping=10.0) == 10.0 and lm(1e-3, 1.0, min_damping=1e-3) == 1e-3
+
+
+def test_global_backtracking_takes_the_lowest_kept_iterate():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        values = rng.normal(size=rng.integers(1, 9))
+        values[rng.integers(len(values))] = np.nan  # a non-finite loss never wins
+        xs = [np.array([float(i)]) for i in range(len(values))]
+        r = damping.backtrack(xs, lambda x: values[int(x[0])], search="global")
+        finite = np.where(np.isfinite(values), values, np.inf)
+        assert r.index == int(np.argmin(finite)) and r.evaluations == len(values)
+    with pytest.raises(ValueError, match="search"):
+        damping.backtrack(xs, lambda x: 0.0, search="best")

@@ -306,3 +306,11 @@ def test_rho_on_the_cg_batch_uses_the_damped_model_cg_computed():
     np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
     with pytest.raises(ValueError, match="rho_batch"):
         UpdateConfig(rho_batch="both")
+
+
+def test_backtracking_option_is_checked():
+    from hf.update import UpdateConfig
+
+    assert UpdateConfig(backtracking="global").backtracking == "global"
+    with pytest.raises(ValueError, match="backtracking must be 'martens' or 'global'"):
+        UpdateConfig(backtracking="best")
