@@ -15,7 +15,7 @@ import numpy as np
 
 from ._array_like import check_specs, is_input
 from ._checks import is_int, positive_int, rng_from
-from .checkpoint import rng_from_state, rng_state, set_rng_state
+from ._rng_state import rng_from_state, rng_state, set_rng_state
 
 
 #: Numbers the datasets built without a name: 'dataset0', 'dataset1', ... (downhill's default names).

@@ -46,6 +46,7 @@ validated too before the best ones are restored.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import contextlib
 import dataclasses
 import json
@@ -62,7 +63,8 @@ from . import _checks
 
 log = logging.getLogger("hf")
 
-__all__ = ["Trainer", "Run", "defer_interrupts", "monitor_pairs", "storage_key"]
+__all__ = ["Trainer", "Run", "defer_interrupts", "monitor_pairs", "storage_key", "check_params",
+           "check_finite_state"]
 
 #: Names the metrics dictionaries use themselves; monitors may not take them.
 RESERVED_NAMES = ("loss", "update", "best_loss", "seconds")
@@ -311,7 +313,7 @@ class Trainer:
             )
         names = self._param_names()
         shapes = {n: p.get_value(borrow=True).shape for n, p in zip(names, self.params)}
-        ckpt.check_params(state["params"], shapes)
+        check_params(state["params"], shapes)
         loop = state["loop"]
         updates = int(loop["updates"])
         with defer_interrupts():
@@ -679,7 +681,7 @@ class Trainer:
         best = (state.get("loop") or {}).get("best_params")
         if which == "best" and best is not None:
             saved = best
-        ckpt.check_params(saved, shapes, path=os.fspath(path))
+        check_params(saved, shapes, path=os.fspath(path))
         self.set_param_values([saved[n] for n in names])
         log.info("%s parameters loaded from %s (%s checkpoint)", which, path, state.get("kind", "unknown"))
 
@@ -808,3 +810,119 @@ def _history_from_state(value):
         return [collections.OrderedDict(row) for row in json.loads(value)]
     n = len(next(iter(value.values())))
     return [collections.OrderedDict((_unescape(k), float(v[i])) for k, v in value.items()) for i in range(n)]
+
+
+# --------------------------------------------------------------------------- checkpoint rules
+# What a training checkpoint (the layout of Trainer.state_dict) must hold.  hf.checkpoint.load
+# applies check_finite_state to every file it reads; the trainer calls check_params before it
+# sets a model's parameters from one.
+
+#: Top-level groups whose floating-point values must be finite, and the exceptions inside them.
+_FINITE_GROUPS = ("optimizer", "loop")
+_ANY_VALUE = ("loop", "last_valid")     # validation metrics as last seen: NaN/inf possible
+_INF_ALLOWED = ("loop", "best_loss")    # +inf before the first finite validation loss
+
+
+def check_finite_state(state, path):
+    """Refuse a training checkpoint holding a non-finite value that resuming cannot recover from.
+
+    Non-finite floating-point values (NaN, +inf, -inf, in scalars and in arrays,
+    complex included) are refused anywhere under the top-level ``optimizer``
+    and ``loop`` groups, since resuming from them cannot make progress (a NaN
+    damping stalls training), with two exceptions:
+
+    * ``loop/best_loss`` may be ``+inf`` (no finite validation loss yet), not
+      NaN or ``-inf``;
+    * ``loop/last_valid`` holds the validation metrics as last measured and may
+      hold any value (a diverged validation loss is NaN or inf).
+
+    Other groups are not checked: ``history`` records missing entries and
+    diverged losses as they were, ``params`` are the user's and ``datasets``
+    hold no floating-point state that must be finite.
+
+    Parameters
+    ----------
+    state : dict
+        A state read by :func:`hf.checkpoint.load`.
+    path : str
+        The checkpoint's path, named in the error message.
+
+    Raises
+    ------
+    hf.checkpoint.CheckpointError
+        Naming ``path``, the value's key path and what it must be.
+    """
+    for group in _FINITE_GROUPS:
+        if group in state:
+            _check_finite_node(state[group], (group,), path)
+
+
+def _check_finite_node(value, where, path):
+    if where == _ANY_VALUE:
+        return
+    if isinstance(value, collections.abc.Mapping):
+        for key, item in value.items():
+            _check_finite_node(item, where + (key,), path)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_finite_node(item, where + (str(i),), path)
+        return
+    if isinstance(value, (float, np.floating, np.complexfloating)) or (
+            isinstance(value, np.ndarray) and value.dtype.kind in "fc"):
+        array = np.asarray(value)
+        if where == _INF_ALLOWED and array.dtype.kind == "f":
+            bad = ~(np.isfinite(array) | np.isposinf(array))
+            allowed = "finite or +inf"
+        else:
+            bad = ~np.isfinite(array)
+            allowed = "finite"
+        if np.any(bad):
+            from .checkpoint import CheckpointError
+
+            shown = value if array.ndim == 0 else f"{int(np.count_nonzero(bad))} non-finite entries"
+            raise CheckpointError(f"cannot read checkpoint {path!r}: {'/'.join(where)} must be "
+                                  f"{allowed}, got {shown}")
+
+
+def check_params(saved, params, *, path=None):
+    """Check that saved parameter arrays fit a model's parameters.
+
+    Parameters
+    ----------
+    saved : dict of str to ndarray
+        Parameter values read from a checkpoint.
+    params : dict of str to tuple of int
+        The model's parameter shapes by name (values may also be objects with a
+        ``shape`` attribute).
+    path : str, optional
+        Checkpoint path, named in the error message.
+
+    Raises
+    ------
+    hf.checkpoint.CheckpointError
+        Listing every missing name (in the model, not the checkpoint), every
+        unexpected name (in the checkpoint, not the model) and every shape
+        mismatch as ``name: saved shape (...) != model shape (...)``.
+    """
+    problems = []
+    missing = [name for name in params if name not in saved]
+    unexpected = [name for name in saved if name not in params]
+    if missing:
+        problems.append("missing from the checkpoint: " + ", ".join(map(repr, missing)))
+    if unexpected:
+        problems.append("unexpected in the checkpoint: " + ", ".join(map(repr, unexpected)))
+    for name, shape in params.items():
+        if name not in saved:
+            continue
+        model_shape = tuple(getattr(shape, "shape", shape))
+        saved_shape = tuple(np.shape(saved[name]))
+        if saved_shape != model_shape:
+            problems.append(f"parameter {name!r}: saved shape {saved_shape} != "
+                            f"model shape {model_shape}")
+    if problems:
+        from .checkpoint import CheckpointError
+
+        where = f"checkpoint {path!r}" if path is not None else "checkpoint"
+        raise CheckpointError(f"{where} does not match the model parameters: "
+                              + "; ".join(problems))

@@ -34,20 +34,16 @@ whose content no longer matches it, e.g. a scalar edited with h5py.  Version 1
 files (no ``checksum``; HDF5's Fletcher-32 covers their arrays only) are
 still read.
 
-:func:`load` also refuses non-finite floating-point values (NaN, +inf, -inf,
-in scalars and in arrays, complex included) anywhere under the top-level
-``optimizer`` and ``loop`` groups of a training checkpoint, since resuming
-from them cannot make progress (a NaN damping stalls training), with two
-exceptions:
-
-* ``loop/best_loss`` may be ``+inf`` (no finite validation loss yet), not NaN
-  or ``-inf``;
-* ``loop/last_valid`` holds the validation metrics as last measured and may
-  hold any value (a diverged validation loss is NaN or inf).
-
-Other groups are not checked: ``history`` columns use NaN for missing
-entries and record diverged losses as they were, ``params`` are the user's
-and ``datasets`` hold no floating-point state that must be finite.
+Training checkpoints
+--------------------
+:func:`load` also applies the trainer's rules on what a training checkpoint
+must hold (:func:`hf._loop.check_finite_state`): no NaN or infinite value
+under the ``optimizer`` and ``loop`` groups (resuming from one could not make
+progress), with two exceptions: ``loop/best_loss`` may be ``+inf`` and
+``loop/last_valid`` may hold any value.  :func:`save` does not judge values.
+``check_params`` (saved parameters fit a model) lives with the trainer too,
+and ``rng_state``, ``set_rng_state`` and ``rng_from_state`` in
+``hf._rng_state`` (numpy only); all four stay importable from here.
 
 Examples
 --------
@@ -63,6 +59,7 @@ Examples
 import errno
 import glob
 import hashlib
+import importlib
 import io
 import os
 import stat
@@ -114,7 +111,6 @@ _NONE = "none"
 
 _ARRAY_KINDS = "biufcS"  # bool, int, uint, float, complex, fixed-length bytes
 _INT64_MIN, _INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
 class CheckpointError(ValueError):
@@ -651,9 +647,9 @@ def load(path):
         If the file is not an HDF5 file, is truncated or corrupt, has no
         ``format_version`` attribute, was written by a newer format version,
         does not match its checksum (any value or attribute changed after
-        :func:`save`), or holds a non-finite value where the rule of the
-        module docstring requires a finite one.  The message names the path
-        and the reason.
+        :func:`save`), or holds a non-finite value where a training
+        checkpoint must hold a finite one (see the module docstring).  The
+        message names the path and the reason.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -695,7 +691,9 @@ def load(path):
     except Exception as err:  # corrupt metadata or data (checksums), bad values
         raise CheckpointError(f"cannot read checkpoint {path!r}: corrupt file "
                               f"({type(err).__name__}: {err})") from err
-    _check_finite(state, path)
+    from ._loop import check_finite_state  # the trainer's rules for a training checkpoint
+
+    check_finite_state(state, path)
     return state
 
 
@@ -710,46 +708,6 @@ def _verify_checksum(f, path):
     if _checksum(f) != stored:
         raise CheckpointError(f"cannot read checkpoint {path!r}: checksum mismatch, the file "
                               "was modified or corrupted after it was written")
-
-
-# Top-level groups of a training checkpoint whose floating-point values must be
-# finite, and the exceptions inside them (see the module docstring).
-_FINITE_GROUPS = ("optimizer", "loop")
-_ANY_VALUE = ("loop", "last_valid")     # validation metrics as last seen: NaN/inf possible
-_INF_ALLOWED = ("loop", "best_loss")    # +inf before the first finite validation loss
-
-
-def _check_finite(state, path):
-    """Refuse non-finite floats under ``optimizer`` and ``loop`` (module docstring)."""
-    for group in _FINITE_GROUPS:
-        if group in state:
-            _check_finite_node(state[group], (group,), path)
-
-
-def _check_finite_node(value, where, path):
-    if where == _ANY_VALUE:
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _check_finite_node(item, where + (key,), path)
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_finite_node(item, where + (str(i),), path)
-        return
-    if isinstance(value, (float, np.floating, np.complexfloating)) or (
-            isinstance(value, np.ndarray) and value.dtype.kind in "fc"):
-        array = np.asarray(value)
-        if where == _INF_ALLOWED and array.dtype.kind == "f":
-            bad = ~(np.isfinite(array) | np.isposinf(array))
-            allowed = "finite or +inf"
-        else:
-            bad = ~np.isfinite(array)
-            allowed = "finite"
-        if np.any(bad):
-            shown = value if array.ndim == 0 else f"{int(np.count_nonzero(bad))} non-finite entries"
-            raise CheckpointError(f"cannot read checkpoint {path!r}: {'/'.join(where)} must be "
-                                  f"{allowed}, got {shown}")
 
 
 def _attr_str(node, name):
@@ -802,127 +760,26 @@ def _read(node, path):
                           f"unknown type {kind!r}")
 
 
-# --------------------------------------------------------------------------- checks
+# --------------------------------------------------------------------------- moved names
 
-def check_params(saved, params, *, path=None):
-    """Check that saved parameter arrays fit a model's parameters.
-
-    Parameters
-    ----------
-    saved : dict of str to ndarray
-        Parameter values read from a checkpoint.
-    params : dict of str to tuple of int
-        The model's parameter shapes by name (values may also be objects with a
-        ``shape`` attribute).
-    path : str, optional
-        Checkpoint path, named in the error message.
-
-    Raises
-    ------
-    CheckpointError
-        Listing every missing name (in the model, not the checkpoint), every
-        unexpected name (in the checkpoint, not the model) and every shape
-        mismatch as ``name: saved shape (...) != model shape (...)``.
-    """
-    problems = []
-    missing = [name for name in params if name not in saved]
-    unexpected = [name for name in saved if name not in params]
-    if missing:
-        problems.append("missing from the checkpoint: " + ", ".join(map(repr, missing)))
-    if unexpected:
-        problems.append("unexpected in the checkpoint: " + ", ".join(map(repr, unexpected)))
-    for name, shape in params.items():
-        if name not in saved:
-            continue
-        model_shape = tuple(getattr(shape, "shape", shape))
-        saved_shape = tuple(np.shape(saved[name]))
-        if saved_shape != model_shape:
-            problems.append(f"parameter {name!r}: saved shape {saved_shape} != "
-                            f"model shape {model_shape}")
-    if problems:
-        where = f"checkpoint {path!r}" if path is not None else "checkpoint"
-        raise CheckpointError(f"{where} does not match the model parameters: "
-                              + "; ".join(problems))
+# Names kept importable from here whose code lives elsewhere: the trainer's check
+# that saved parameters fit a model, and the RNG-state helpers (numpy only, so the
+# data layer needs no h5py).  Looked up on first use, so this file still loads on
+# its own (by path, without the hf package), as the torn-write tests load it.
+_ELSEWHERE = {
+    "check_params": "_loop",
+    "rng_state": "_rng_state",
+    "set_rng_state": "_rng_state",
+    "rng_from_state": "_rng_state",
+}
 
 
-# --------------------------------------------------------------------------- RNG
-
-def _bit_generator(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng.bit_generator
-    if isinstance(rng, np.random.BitGenerator):
-        return rng
-    raise TypeError(f"expected a numpy.random.Generator, got {type(rng).__name__}")
+def __getattr__(name):
+    if name in _ELSEWHERE:
+        module = importlib.import_module(f".{_ELSEWHERE[name]}", __package__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _copy_tree(value):
-    if isinstance(value, Mapping):
-        return {k: _copy_tree(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    return value
-
-
-def rng_state(rng):
-    """Checkpointable state of a numpy random generator.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator or numpy.random.BitGenerator
-
-    Returns
-    -------
-    state : dict
-        A deep copy of ``rng.bit_generator.state``: the bit generator's name
-        under ``'bit_generator'`` and its state as Python ints (128-bit for
-        PCG64) and numpy arrays, which :func:`save` stores exactly.
-    """
-    return _copy_tree(_bit_generator(rng).state)
-
-
-def set_rng_state(rng, state):
-    """Restore, in place, a state returned by :func:`rng_state`.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator or numpy.random.BitGenerator
-        Generator whose bit generator has the same type as the saved one.
-    state : dict
-        Output of :func:`rng_state`, possibly round-tripped through
-        :func:`save`/:func:`load`.
-
-    Raises
-    ------
-    CheckpointError
-        If the bit generator types differ or the state is malformed.
-    """
-    bitgen = _bit_generator(rng)
-    name = state.get("bit_generator") if isinstance(state, Mapping) else None
-    if name != type(bitgen).__name__:
-        raise CheckpointError(f"cannot restore RNG state: saved bit generator {name!r} != "
-                              f"{type(bitgen).__name__!r} of the generator")
-    try:
-        bitgen.state = _copy_tree(dict(state))
-    except (TypeError, ValueError, KeyError) as err:
-        raise CheckpointError(f"cannot restore RNG state of {name}: {err}") from err
-
-
-def rng_from_state(state):
-    """A new :class:`numpy.random.Generator` in the state given by :func:`rng_state`.
-
-    Parameters
-    ----------
-    state : dict
-        Output of :func:`rng_state`; its ``'bit_generator'`` must be one of
-        PCG64, PCG64DXSM, MT19937, Philox, SFC64.
-
-    Returns
-    -------
-    numpy.random.Generator
-    """
-    name = state.get("bit_generator") if isinstance(state, Mapping) else None
-    if name not in _BIT_GENERATORS:
-        raise CheckpointError(f"cannot restore RNG state: unknown bit generator {name!r}")
-    rng = np.random.Generator(getattr(np.random, name)())
-    set_rng_state(rng, state)
-    return rng
+def __dir__():
+    return sorted(set(globals()) | set(_ELSEWHERE))

@@ -37,7 +37,7 @@ from pytensor.graph.basic import Variable
 from .. import _checks, _compile
 from .._loop import Run, Trainer, log, monitor_pairs
 from ..graph import check_connected, check_inputs_used, find_inputs_and_params, is_trainable
-from ..checkpoint import rng_from_state, rng_state, set_rng_state
+from .._rng_state import rng_from_state, rng_state, set_rng_state
 from ..dataset import Dataset, as_dataset
 from ..reduce import Batch, ExampleMean, as_batch
 from . import hyperparameters as hp
