@@ -24,7 +24,8 @@ a step that does not lower the loss on the gradient batch is rejected (theano-hf
 keeps it), ρ is measured on one batch, λ is kept in ``[1e-6, 1e6]``, the
 checkpoint is an atomic HDF5 file that also holds the datasets' order and
 random state, the best parameters are put back into the model, and
-``global_backtracking=True`` warns and uses Martens' rule.
+``global_backtracking=True`` takes the lowest of the kept CG iterates
+(``HFOptimizer(backtracking='global')``), as theano-hf does.
 
 References
 ----------
@@ -44,7 +45,6 @@ import math
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 from pytensor.graph.basic import Variable
@@ -493,9 +493,9 @@ class hf_optimizer:  # noqa: N801 -- theano-hf's name
         mu : float
             Structural damping μ (≥ 0); the term is weighted by λμ. Unused without ``h``.
         global_backtracking : bool
-            theano-hf's choice of the CG iterate with the lowest CG-batch cost;
-            not available: True warns and Martens' rule is used (step back
-            from the last kept iterate while the previous one is lower) [Mart10].
+            theano-hf's choice of the CG iterate with the lowest CG-batch cost
+            (``HFOptimizer(backtracking='global')``); False: Martens' rule, step
+            back from the last kept iterate while the previous one is lower [Mart10].
         preconditioner : bool
             Martens' diagonal preconditioner ``(mean of squared per-item
             gradients + λ)^0.75`` over the CG batch's items [Mart10].
@@ -560,15 +560,12 @@ class hf_optimizer:  # noqa: N801 -- theano-hf's name
                 raise TypeError(f"{owner}: save_progress must be a path or None, got {save_progress!r}") from None
         if preconditioner and not opt.inputs:
             raise ValueError(f"{owner}: preconditioner=True needs per-item gradients, so the graph needs inputs")
-        if global_backtracking:
-            warnings.warn("hf_optimizer.train(): global_backtracking=True is not available in hf; "
-                          "backtracking uses Martens' rule", UserWarning, stacklevel=2)
-
         self.mu, self.global_backtracking = mu, global_backtracking
         self.preconditioner, self.max_cg_iterations = preconditioner, max_cg_iterations
         self.cg_dataset = cg_dataset
         opt.config = dataclasses.replace(opt.config, max_cg_iters=max_cg_iterations,
-                                         structural_weight=mu if self.structural else 0.0)
+                                         structural_weight=mu if self.structural else 0.0,
+                                         backtracking="global" if global_backtracking else "martens")
         opt.preconditioner = preconditioner
         opt.initial_damping = initial_lambda
         opt.state = DampingState(initial_lambda, opt.state.cg_x)  # a checkpoint, if any, overrides both

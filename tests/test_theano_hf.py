@@ -332,8 +332,10 @@ def test_validation_callable_none_and_global_backtracking(xor):
     assert "valid_loss" not in opt.optimizer.history[-1] and opt.optimizer.call_updates == 2
     for value, p in zip(best, opt.p):
         np.testing.assert_array_equal(value, p.get_value())
-    with pytest.warns(UserWarning, match="global_backtracking"):
-        opt.train(g, c, validation=v, global_backtracking=True, num_updates=1)
+    opt.train(g, c, validation=v, global_backtracking=True, num_updates=1)
+    assert opt.optimizer.config.backtracking == "global"  # the lowest kept iterate (hf.damping.backtrack)
+    opt.train(g, c, validation=v, num_updates=1)
+    assert opt.optimizer.config.backtracking == "martens"
 
 
 def test_theano_hf_pickle_at_save_progress_is_refused(xor, tmp_path):
