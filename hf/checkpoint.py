@@ -63,6 +63,7 @@ import importlib
 import io
 import os
 import stat
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -364,7 +365,7 @@ class CheckpointLock:
                 pid, token = self._read()
                 if token == self.token and pid == os.getpid():
                     break
-                if pid is not None and pid != os.getpid() and _process_alive(pid):
+                if pid is not None and pid != os.getpid() and _alive_after_grace(pid):
                     raise CheckpointError(
                         f"{prefix}checkpoint={self.path!r} is held by another run (process {pid}, lock file "
                         f"{self.lock_path!r}): two runs writing one checkpoint would overwrite each other's "
@@ -447,13 +448,31 @@ def _remove_stale_temporaries(path):
 
 
 def _process_alive(pid):
+    """Whether process ``pid`` runs: it exists and is not a zombie (an ended process not yet reaped,
+    as the ranks of an aborted MPI job can stay where nothing reaps orphans)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OSError):
         return True
-    return True
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]  # the field after the command's name
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): existing counts as alive
+    return state not in (b"Z", b"X")
+
+
+def _alive_after_grace(pid, seconds=3.0):
+    """Whether process ``pid`` is still alive after up to ``seconds``: a run that was just stopped (a
+    Ctrl-C'd MPI job whose ranks are still exiting) releases its lock by ending."""
+    deadline = time.monotonic() + seconds
+    while _process_alive(pid):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _validate(value, where):

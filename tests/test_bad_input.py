@@ -124,6 +124,33 @@ def test_checkpoint_locked_by_another_process(tmp_path):
     assert os.path.exists(path) and not os.path.exists(path + ".lock")
 
 
+def test_checkpoint_lock_of_a_zombie_or_a_process_ending_is_taken_over(tmp_path):
+    """A holder that has ended but is not reaped (a zombie, as the ranks of an aborted MPI job can
+    stay), or that ends within the grace period, does not hold the checkpoint."""
+    path = str(tmp_path / "run.h5")
+    opt, data = _lsq()
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with open(path + ".lock", "w") as f:
+            f.write(f"{zombie.pid} other-run\n")
+        opt.train(data, checkpoint=path, max_updates=1)  # not refused
+        assert os.path.exists(path) and not os.path.exists(path + ".lock")
+    finally:
+        zombie.wait()
+    ending = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
+    try:
+        with open(path + ".lock", "w") as f:
+            f.write(f"{ending.pid} other-run\n")
+        opt.train(data, checkpoint=path, max_updates=2)  # waits for it to end, then takes the lock
+    finally:
+        ending.kill()
+        ending.wait()
+
+
 # --------------------------------------------------------------------------- graphs hf cannot train
 
 
