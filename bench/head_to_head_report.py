@@ -48,6 +48,7 @@ except ImportError:  # run as python bench/head_to_head_report.py: bench/ is the
     import records
 
 START, END = "<!-- head-to-head:start -->", "<!-- head-to-head:end -->"
+# "adam" records ran Kingma & Ba's Adam (kingma_ba=True, β₂ 0.999: hf.first_order.kingma_ba_adam()).
 FIRST_ORDER = ("adam", "nag")
 
 

@@ -78,6 +78,7 @@ SUITE = {
     "memorization_5bit": ("memorization", 5),
     "memorization_20bit": ("memorization", 20),
 }
+# adam: Kingma & Ba's Adam (kingma_ba=True via bench/rnn_experiment.py's ADAM_HYPER), unless -- --adam-bias downhill
 OPTIMIZERS = ("hf", "hf-mu0", "adam", "nag")
 
 #: Example flags each optimizer implies (given before the user's extra flags, which win).

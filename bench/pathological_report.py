@@ -71,6 +71,7 @@ TASK_LABELS = {
     "memorization_5bit": "memorization (5-bit)",
     "memorization_20bit": "memorization (20-bit)",
 }
+# "adam": Kingma & Ba's Adam (kingma_ba=True); "adam-downhill": cells that ran downhill's bias terms
 OPTIMIZER_ORDER = ("hf", "hf-mu0", "adam", "adam-downhill", "nag")
 #: Settings that do not change what is measured: they neither split cells nor label them.
 NOT_COMPARED = ("eval_every", "hf_updates")

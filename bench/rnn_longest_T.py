@@ -39,6 +39,7 @@ try:  # imported as bench.rnn_longest_T (tests, python -m bench.rnn_longest_T)
 except ImportError:  # run as python bench/rnn_longest_T.py: bench/ is the script's folder
     import rnn_experiment as example
 
+# adam: Kingma & Ba's Adam (kingma_ba=True via bench/rnn_experiment.py's ADAM_HYPER)
 OPTIMIZERS = ("hf", "hf-mu0", "adam")
 
 DEFAULT_T = {

@@ -45,7 +45,7 @@ TUNING_SEED, TUNING_BUDGET = 0, 300.0
 SEEDS, BUDGET = (1, 2, 3), 1800.0
 
 
-def is_fair_adam(r):
+def is_fair_adam(r):  # Kingma & Ba's bias terms: the experiment's kingma_ba=True (adam_bias "kingma-ba")
     """A plain Adam cell with Kingma & Ba's bias terms (no other setting changed)."""
     return (r.get("optimizer") == "adam" and r.get("settings", {}).get("adam_bias") == "kingma-ba"
             and not r.get("variant"))
