@@ -719,7 +719,7 @@ class HFOptimizer(Trainer):
                 f"HFOptimizer: the cost must be a mean over the examples of a batch: on {batch.source or 'the first batch'} "
                 f"({n} examples {where}) it is {whole:.6g}, while the size-weighted mean of its two halves is "
                 f"{split:.6g} (ratio {whole / split if split else float('inf'):.3g}; a sum over examples gives "
-                f"about n/2). {advice}"
+                f"about 2). {advice}"
             )
         self._mean_checked = True
 

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -403,8 +404,11 @@ def test_a_cost_that_sums_over_examples_is_refused():
     x, t = inputs
     summed = 0.5 * pt.sum((s - t) ** 2)
     opt = hf.HFOptimizer(summed, s, params, inputs, chunk_size=10)
-    with pytest.raises(ValueError, match="mean over the examples.*dataset 'train'.*40 examples"):
+    with pytest.raises(ValueError, match="mean over the examples.*dataset 'train'.*40 examples") as err:
         opt.train(data, max_updates=1)
+    # a sum over the batch is twice the size-weighted mean of its halves' sums
+    ratio = float(re.search(r"ratio ([0-9.]+);", str(err.value)).group(1))
+    assert ratio == pytest.approx(2.0, rel=0.01) and "gives about 2)" in str(err.value)
     assert opt.updates == 0
     np.testing.assert_array_equal(params[0].get_value(), np.zeros(3))
     # The mean of the same thing, chunked, is accepted and equals the unchunked run.
