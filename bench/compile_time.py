@@ -116,6 +116,7 @@ def child(args):
                                                     "function_makers": s2[2] - s1[2]}
         t = time.perf_counter()
         second = m.optimizer()
+        second.compile(sorted(second._graphs))
         t_second = time.perf_counter() - t
         s3 = snapshot()
         checks["second optimizer, same graph"] = {"c_modules": s3[0] - s2[0], "hf_functions": s3[1] - s2[1],
@@ -128,7 +129,6 @@ def child(args):
         out["checks"] = checks
         for k, v in checks.items():
             print(f"  {k:<34} {v}")
-        del np
     print("JSON " + json.dumps(out))
 
 
