@@ -140,9 +140,10 @@ def readme_section(rows, min_seeds=3):
     if ready:
         keep = [r for r in rows if (r["problem"], r["budget"]) in ready or r["seed"] == ae.TUNING_SEED]
         out.append(head_to_head(keep))
-    tuned = sorted({r["problem"] for r in rows if r["seed"] == ae.TUNING_SEED and r["budget"] == ae.TUNING_BUDGET})
-    if tuned:
-        out.append("Learning-rate grids done (tuning seed, short runs): " + ", ".join(p.upper() for p in tuned) + ".")
+    tuning = [r["problem"] for r in rows if r["seed"] == ae.TUNING_SEED and r["budget"] == ae.TUNING_BUDGET]
+    if tuning:
+        out.append("Learning-rate grid runs recorded (tuning seed, short runs): "
+                   + ", ".join(f"{p.upper()} {tuning.count(p)}" for p in sorted(set(tuning))) + ".")
     out += pending
     return "\n".join(out)
 
