@@ -63,15 +63,28 @@ class Model:
         return hf.HFOptimizer(self.cost, self.s, self.params, self.inputs, **{**self.options, **kwargs})
 
 
-def autoencoder(n=1000, sizes=AE_SIZES, seed=0, hidden="logistic", dtype="float64"):
-    """Deep autoencoder; ``s`` is the output pre-sigmoid, the cost sigmoid cross-entropy per row (mean)."""
-    rng = np.random.default_rng(seed)
+def autoencoder_graph(sizes, rng, init="sparse", hidden="logistic", dtype="float64"):
+    """A deep autoencoder over layer ``sizes`` (encoder, code, mirrored decoder), as in [Mart10].
+
+    Hidden units are ``hidden`` ('logistic' or 'tanh'), the code layer (the middle
+    size) is linear, the output is logistic with cross-entropy; the graph is cut at
+    the output's pre-sigmoid ``s``. ``init`` is 'sparse' ([Mart10]'s 15 non-zero
+    N(0, 1) incoming weights per unit) or 'normal' (dense N(0, 1/fan-in)); biases
+    start at zero. Weights are drawn from ``rng`` layer by layer.
+
+    Returns ``(cost, s, params, x, error)``: the mean cross-entropy per row, the cut,
+    the shared parameters, the input matrix and the squared error per row.
+    """
     x = pt.matrix("x", dtype=dtype)
     act = pt.sigmoid if hidden == "logistic" else pt.tanh
     params, h = [], x
     code = len(sizes) // 2 - 1  # index of the layer producing the code (linear)
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = pytensor.shared((rng.normal(size=(a, b)) / np.sqrt(a)).astype(dtype), name=f"W{i}")
+        if init == "sparse":
+            w = hf.init.sparse(rng, a, b, dtype=dtype)
+        else:
+            w = (rng.normal(size=(a, b)) / np.sqrt(a)).astype(dtype)
+        W = pytensor.shared(w, name=f"W{i}")
         c = pytensor.shared(np.zeros(b, dtype=dtype), name=f"b{i}")
         params += [W, c]
         h = pt.dot(h, W) + c
@@ -81,6 +94,15 @@ def autoencoder(n=1000, sizes=AE_SIZES, seed=0, hidden="logistic", dtype="float6
     # Cross-entropy of sigmoid(s) against x, summed over pixels, mean over rows:
     # softplus(s) - x*s is the stable form of -x log p - (1-x) log(1-p).
     cost = pt.mean(pt.sum(pt.softplus(s) - x * s, axis=1))
+    error = pt.mean(pt.sum((pt.sigmoid(s) - x) ** 2, axis=1))
+    return cost, s, params, x, error
+
+
+def autoencoder(n=1000, sizes=AE_SIZES, seed=0, hidden="logistic", dtype="float64"):
+    """Deep autoencoder (dense initialization) and ``n`` random rows; see :func:`autoencoder_graph`."""
+    rng = np.random.default_rng(seed)
+    cost, s, params, x, _ = autoencoder_graph(sizes, rng, init="normal", hidden=hidden, dtype=dtype)
+    code = len(sizes) // 2 - 1
     data = [rng.random((n, sizes[0])).astype(dtype)]
     return Model(f"autoencoder {'-'.join(map(str, sizes))}, {n} rows", cost, s, params, [x], data, (0,),
                  extra={"sizes": sizes, "hidden": hidden, "code": code, "dtype": dtype})

@@ -1,6 +1,6 @@
 """A boolean option of ``HFOptimizer`` on a model that is not an RNN: the digits autoencoder.
 
-Trains ``examples/autoencoder.py``'s deep autoencoder with HF for a fixed number
+Trains the deep autoencoder of ``examples/autoencoder.py`` (``_common.autoencoder_graph``) with HF for a fixed number
 of updates, with the option off and on, over several seeds (each seed: its own
 initialization and its own train/held-out split of the digits), and prints the
 held-out squared error per image at a few update counts, the CG iterations per
@@ -17,19 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "examples"))
+import numpy as np
 
-import hf  # noqa: E402
-from hf import function  # noqa: E402
-from hf.datasets import load_digits  # noqa: E402
-
-import autoencoder as example  # noqa: E402  (examples/autoencoder.py)
+import _common as C  # bench/ is the script's folder
+import hf
+from hf import function
+from hf.datasets import load_digits
 
 OPTIONS = ("shrink_warm_start", "cold_restart")
 
@@ -37,7 +32,7 @@ OPTIONS = ("shrink_warm_start", "cold_restart")
 def run(seed, option, on, updates, report, layers):
     images = load_digits(seed=seed)
     train, valid = images[:1500], images[1500:]
-    cost, s, params, x, error = example.build(layers, seed)
+    cost, s, params, x, error = C.autoencoder_graph(layers, np.random.default_rng(seed))
     evaluate = function([x], error)
     opt = hf.HFOptimizer(cost, s, params, [x], damping=1.0, max_cg_iters=100, **{option: on})
     errors, cg_iters, starts, restarts = {}, [], [], []

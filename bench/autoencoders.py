@@ -118,27 +118,13 @@ def build(problem, seed):
     the output pre-activation where the Gauss-Newton matrix is cut, the shared
     parameters, the input and the squared error per image.
     """
-    import pytensor
-    import pytensor.tensor as pt
-
-    import hf
+    try:
+        from bench import _common
+    except ImportError:  # run as python bench/autoencoders.py
+        import _common
 
     encoder = PROBLEMS[problem]
-    layers = list(encoder) + list(encoder[-2::-1])
-    rng = np.random.default_rng(seed)
-    x = pt.matrix("x")
-    h, params = x, []
-    for i, (a, b) in enumerate(zip(layers[:-1], layers[1:])):
-        W = pytensor.shared(hf.init.sparse(rng, a, b), name=f"W{i}")
-        c = pytensor.shared(np.zeros(b), name=f"b{i}")
-        params += [W, c]
-        h = pt.dot(h, W) + c
-        if i + 1 != len(encoder) - 1 and i < len(layers) - 2:  # the code layer is linear
-            h = pt.sigmoid(h)
-    s = h
-    cost = pt.mean(pt.sum(pt.softplus(s) - x * s, axis=1))
-    error = pt.mean(pt.sum((pt.sigmoid(s) - x) ** 2, axis=1))
-    return cost, s, params, x, error
+    return _common.autoencoder_graph(list(encoder) + list(encoder[-2::-1]), np.random.default_rng(seed))
 
 
 class Clock:

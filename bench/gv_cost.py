@@ -43,14 +43,11 @@ Run (one core, one BLAS thread; writes bench/results/gv_cost.json)::
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C  # noqa: E402  (bench/ is the script's folder)
 
 AMORTIZE = (10, 50)  # CG products per update over which the forward cache's cost is spread
 

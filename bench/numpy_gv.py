@@ -29,13 +29,10 @@ Run (one core, one BLAS thread; writes bench/results/numpy_gv.json)::
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C  # noqa: E402  (bench/ is the script's folder)
 
 
 def _sigmoid(z):

@@ -23,14 +23,11 @@ Run (one core, one BLAS thread; writes bench/results/scaling.json)::
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C  # noqa: E402  (bench/ is the script's folder)
 
 import hf  # noqa: E402
 from hf.update import DampingState  # noqa: E402

@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C  # noqa: E402  (bench/ is the script's folder)
 
 PARTS = ("gradient", "forward cache", "CG Gv products", "backtracking probes", "line-search probes",
          "rho's Gv (gradient batch)", "preconditioner (compiled)", "other compiled")
