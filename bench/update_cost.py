@@ -1,0 +1,151 @@
+"""What an HF update costs, in units of the gradient a first-order method pays for.
+
+For two models, measured in one process on one core (calls interleaved, the
+minimum over repeats, ratios formed within the run):
+
+* an MLP 784-500-500-10 (tanh, softmax cross-entropy) on 1,000 rows;
+* a tanh RNN with 100 units, T = 100, 100 sequences, with structural damping
+  [MS11] (bench/_common.py's ``rnn``).
+
+Figures:
+
+* **hf loss+grad / plain**: ``HFOptimizer.loss_grad(batch)`` (what an update
+  calls: the compiled loss and gradient, the mean over the batch, the flat float64
+  gradient) against a plain ``pytensor.function(inputs, [cost] + grad(cost,
+  params))`` of the same graph called on the same arrays.
+* **per CG iteration / plain gradient**: the seconds of real updates
+  (``HFOptimizer.step(batch)``, the CG batch equal to the gradient batch, CG run
+  to exactly ``--cg-iters`` iterations: ``cg_tol=0``) divided by their CG
+  iterations, over the plain loss+gradient. It charges everything an update does
+  (gradient, forward cache, preconditioner-free products, probes, ρ, Python) to
+  the CG iterations, as a user timing updates would.
+* **non-CG part / Gv**: an update's seconds less its CG iterations times one
+  cached Gauss-Newton product (measured alone on the same batch), in units of
+  that product: what an update costs beside CG, at equal batches, with ρ
+  measured on the gradient batch (an extra product) and on the CG batch (from
+  CG's own model value).
+
+Targets (issue "performance"): hf loss+grad ≤ 1.05× plain; per CG iteration
+≤ 1.3 plain gradients for the MLP and ≤ 1.5 for the RNN with structural
+damping; non-CG part ≤ 3 Gv. The clock is the process's CPU time
+(bench/_common.py). Run, pinned to one core with one BLAS thread::
+
+    taskset -c 1 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python bench/update_cost.py
+    python bench/update_cost.py --quick      # small models, a smoke run
+
+Writes bench/results/update_cost.json (``update_cost_quick.json`` with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+import _common as C  # noqa: E402  (bench/ is the script's folder)
+import hf
+
+TARGETS = {"loss_grad": 1.05, "per_cg_iter": {"MLP": 1.3, "RNN": 1.5}, "non_cg_gv": 3.0}
+
+
+def mlp(n=1000, sizes=(784, 500, 500, 10), seed=0):
+    """tanh MLP with a softmax cross-entropy output; ``s`` the logits."""
+    rng = np.random.default_rng(seed)
+    x, y = pt.matrix("x"), pt.ivector("y")
+    params, h = [], x
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = pytensor.shared(rng.normal(size=(a, b)) / np.sqrt(a), name=f"W{i}")
+        c = pytensor.shared(np.zeros(b), name=f"b{i}")
+        params += [W, c]
+        h = pt.dot(h, W) + c
+        if i < len(sizes) - 2:
+            h = pt.tanh(h)
+    s = h
+    cost = -pt.mean(pt.special.log_softmax(s, axis=1)[pt.arange(y.shape[0]), y])
+    data = [rng.normal(size=(n, sizes[0])), rng.integers(0, sizes[-1], size=n).astype("int32")]
+    return C.Model(f"MLP {'-'.join(map(str, sizes))}, {n} rows", cost, s, params, [x, y], data, (0, 0))
+
+
+def plain_loss_grad(model):
+    return pytensor.function(model.inputs, [model.cost] + pytensor.grad(model.cost, model.params))
+
+
+def measure(model, kind, cg_iters, updates, repeats):
+    batch = model.batch()
+    plain = plain_loss_grad(model)
+    arrays = list(batch.arrays)
+    opts = {}
+    for rho in ("gradient", "cg"):
+        opt = model.optimizer(max_cg_iters=cg_iters, cg_tol=0.0, rho_batch=rho, damping=1.0)
+        opt.compile()
+        opts[rho] = opt
+    opt = opts["gradient"]
+    cached = opt.reduce.cached(opt._f_forward, opt._f_gv_cached, batch)
+    v = np.random.default_rng(1).normal(size=opt.n_params)
+    sd = model.options.get("structural_damping") is not None
+    gv_args = (np.float64(0.5),) if sd else ()
+    calls = {
+        "plain loss+grad": lambda: plain(*arrays),
+        "hf loss+grad": lambda: opt.loss_grad(batch),
+        "Gv cached": lambda: cached(v, *gv_args),
+    }
+    best = C.interleaved_min(calls, repeats)
+    rows = {}
+    for rho, o in opts.items():
+        seconds, iters = [], []
+        o.step(batch)  # the first update checks the batch once (convexity, mean): not a steady update
+        for _ in range(updates):
+            t = C.now()
+            m = o.step(batch)
+            seconds.append(C.now() - t)
+            iters.append(m["cg_iters"])
+        per_iter = [s / k for s, k in zip(seconds, iters)]
+        non_cg = [(s - k * best["Gv cached"]) / best["Gv cached"] for s, k in zip(seconds, iters)]
+        rows[rho] = {"update_seconds": seconds, "cg_iters": iters,
+                     "per_cg_iter_over_grad": float(np.median(per_iter) / best["plain loss+grad"]),
+                     "non_cg_in_gv": float(np.median(non_cg))}
+    return {"model": model.name, "kind": kind, "seconds": best,
+            "loss_grad_ratio": best["hf loss+grad"] / best["plain loss+grad"],
+            "gv_over_grad": best["Gv cached"] / best["plain loss+grad"], "updates": rows}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small models (a smoke run)")
+    p.add_argument("--cg-iters", type=int, default=50)
+    p.add_argument("--updates", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=12)
+    args = p.parse_args(argv)
+    if args.quick:
+        models = [(mlp(n=100, sizes=(20, 16, 16, 3)), "MLP"), (C.rnn(T=10, n=16, nh=8, structural=True), "RNN")]
+    else:
+        models = [(mlp(), "MLP"), (C.rnn(T=100, n=100, nh=100, structural=True), "RNN")]
+    results = []
+    for model, kind in models:
+        r = measure(model, kind, args.cg_iters, args.updates, args.repeats)
+        results.append(r)
+        u = r["updates"]
+        print(f"{r['model']}: hf loss+grad / plain {r['loss_grad_ratio']:.3f}; Gv / grad {r['gv_over_grad']:.2f}; "
+              f"per CG iteration / grad {u['gradient']['per_cg_iter_over_grad']:.2f} (ρ on the gradient batch), "
+              f"{u['cg']['per_cg_iter_over_grad']:.2f} (ρ on the CG batch); non-CG part "
+              f"{u['gradient']['non_cg_in_gv']:.2f} / {u['cg']['non_cg_in_gv']:.2f} Gv", flush=True)
+    targets = {}
+    for r in results:
+        per_iter = r["updates"]["cg"]["per_cg_iter_over_grad"]
+        non_cg = r["updates"]["cg"]["non_cg_in_gv"]
+        targets[r["kind"]] = {
+            "loss_grad": {"value": r["loss_grad_ratio"], "target": TARGETS["loss_grad"],
+                          "met": r["loss_grad_ratio"] <= TARGETS["loss_grad"]},
+            "per_cg_iter": {"value": per_iter, "target": TARGETS["per_cg_iter"][r["kind"]],
+                            "met": per_iter <= TARGETS["per_cg_iter"][r["kind"]]},
+            "non_cg_gv": {"value": non_cg, "target": TARGETS["non_cg_gv"], "met": non_cg <= TARGETS["non_cg_gv"]},
+        }
+    C.write_result("update_cost" + ("_quick" if args.quick else ""),
+                   {"cg_iters": args.cg_iters, "updates": args.updates, "repeats": args.repeats,
+                    "results": results, "targets": targets})
+
+
+if __name__ == "__main__":
+    main()
