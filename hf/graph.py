@@ -252,6 +252,66 @@ def unflatten(flat: Variable, params: Sequence[SharedVariable]) -> list:
 _VIEW_OPS = frozenset({"DimShuffle", "Reshape", "Subtensor", "Shape", "Shape_i", "SpecifyShape",
                        "ScalarFromTensor", "TensorFromScalar", "DeepCopyOp", "OutputGuard"})
 
+#: Scalar ops of elementwise arithmetic too cheap to be worth a cached array: a
+#: product recomputes them (PyTensor fuses them into the product's own loops).
+_CHEAP_SCALAR_OPS = frozenset({"Add", "Sub", "Mul", "Neg", "Second", "Identity", "Cast"})
+
+
+def _recomputable(var):
+    """Whether ``var`` is cheap arithmetic (``s * (1 - s)``, a fill) on at most one computed array.
+
+    Caching that array instead costs no more memory and lets the product
+    recompute ``var``.
+    """
+    return _cheap(var.owner.op) and len(_cheap_leaves(var, 8)) <= 1
+
+
+def _cheap(op):
+    return type(op).__name__ == "Alloc" or (
+        type(op).__name__ == "Elemwise" and type(op.scalar_op).__name__ in _CHEAP_SCALAR_OPS)
+
+
+def _cheap_leaves(var, depth):
+    """The computed arrays ``var`` is cheap arithmetic of (``{var}`` itself if it is not).
+
+    Constants, graph inputs and broadcast scalars are not counted.
+    """
+    if var.owner is None or _constant_view(var) or all(d == 1 for d in (var.type.shape or ())):
+        return set()
+    op = var.owner.op
+    if depth and type(op).__name__ in _VIEW_OPS:
+        return set().union(*(_cheap_leaves(i, depth - 1) for i in var.owner.inputs))
+    if not _cheap(op) or not depth:
+        return {var}
+    return set().union(*(_cheap_leaves(i, depth - 1) for i in var.owner.inputs))
+
+
+def _constant_view(var):
+    """A constant, or a view (a DimShuffle, ...) of one."""
+    while var.owner is not None and type(var.owner.op).__name__ in _VIEW_OPS:
+        var = var.owner.inputs[0]
+    return var.owner is None and type(var).__name__.endswith("Constant")
+
+
+def _merged(outputs):
+    """``outputs`` (a copy of their graph) with equal computations merged into one.
+
+    The pullbacks and R-ops of a product rebuild the forward values they need
+    (each sigmoid's derivative builds its own ``sigmoid(x)``): without merging,
+    every copy would be a separate cached array holding the same values.
+    """
+    from pytensor.graph.basic import clone_get_equiv
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.graph.rewriting.basic import MergeOptimizer
+    from pytensor.graph.traversal import graph_inputs
+
+    inputs = list(graph_inputs(outputs))
+    equiv = clone_get_equiv(inputs, outputs, copy_inputs=False, copy_orphans=False)
+    fg = FunctionGraph(inputs, [equiv[o] for o in outputs], clone=False)
+    MergeOptimizer().rewrite(fg)
+    merged = list(fg.outputs)
+    return merged
+
 
 def split_constant_part(outputs, varying):
     """Cut ``outputs`` where the part that does not depend on ``varying`` ends.
@@ -283,7 +343,7 @@ def split_constant_part(outputs, varying):
     from pytensor.graph.replace import clone_replace
     from pytensor.graph.traversal import graph_inputs, io_toposort
 
-    outputs = list(outputs)
+    outputs = _merged(list(outputs))
     depends = set(varying)
     nodes = io_toposort(list(graph_inputs(outputs)), outputs)
     for node in nodes:
@@ -295,10 +355,13 @@ def split_constant_part(outputs, varying):
         # A view or shape of the inputs costs nothing to recompute, and caching one
         # can make the forward function return an input itself (which PyTensor
         # refuses): keep the view in the product's graph and cache what it views.
+        # Cheap arithmetic on one cached array (1 - h, a fill of ones) is recomputed
+        # by the product too, so that the cache holds about what a hand-written
+        # product keeps: the layers' outputs.
         if var.owner is None or var in depends or var in seen:
             return
         seen.add(var)
-        if type(var.owner.op).__name__ in _VIEW_OPS:
+        if type(var.owner.op).__name__ in _VIEW_OPS or _recomputable(var):
             for i in var.owner.inputs:
                 add(i)
         else:
