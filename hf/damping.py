@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import _checks
+from . import options as _options
 
 __all__ = [
     "LevenbergMarquardt",
@@ -70,15 +71,17 @@ def reduction_ratio(f_new: float, f_old: float, q_new: float, q_old: float = 0.0
     return actual / predicted
 
 
-def levenberg_marquardt(damping: float, rho: float, *, min_damping: float = 1e-6, max_damping: float = 1e6,
-                        low: float = 0.25, high: float = 0.75, increase: float = 1.5,
-                        decrease: float = 2.0 / 3.0) -> float:
+def levenberg_marquardt(damping: float, rho: float, *, min_damping: float = _options.MIN_DAMPING.default,
+                        max_damping: float = _options.MAX_DAMPING.default, low: float = 0.25, high: float = 0.75,
+                        increase: float = 1.5, decrease: float = 2.0 / 3.0) -> float:
     r"""The damping λ after a step whose reduction ratio was ``rho`` [Mart10] Sec. 4.1 (a pure function).
 
     :math:`\rho < 1/4 \Rightarrow \lambda \leftarrow \tfrac32\lambda`;
     :math:`\rho > 3/4 \Rightarrow \lambda \leftarrow \tfrac23\lambda`; otherwise unchanged;
     then clipped to ``[min_damping, max_damping]``. A NaN or ``-inf`` ρ (a
-    rejected step) raises λ.
+    rejected step) raises λ. Nothing is checked here: :func:`hf.update.hf_update`
+    passes the bounds of its :class:`~hf.update.UpdateConfig`, checked by
+    :mod:`hf.options` when it was made.
 
     Examples
     --------
