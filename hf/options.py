@@ -25,7 +25,7 @@ from typing import Optional, Union
 from . import _checks
 
 __all__ = [
-    "Option", "ALL", "BY_NAME", "check", "fill_docstring", "markdown_table",
+    "Option", "ALL", "BY_NAME", "check", "fill_docstring", "markdown_table", "replace_table",
     "DAMPING", "MIN_DAMPING", "MAX_DAMPING", "MAX_CG_ITERS", "CG_TOL", "CG_DECAY", "SHRINK_WARM_START",
     "COLD_RESTART", "CG_FRACTION", "PRECONDITIONER", "PRECONDITIONER_EXAMPLES", "LINE_SEARCH",
     "STRUCTURAL_DAMPING", "CHUNK_SIZE", "FORWARD_CACHE", "CACHE_BYTES", "RHO_BATCH", "BACKTRACKING", "JV",
@@ -86,15 +86,16 @@ class Option:
     def check(self, value, owner: Optional[str] = OWNER, values: Optional[dict] = None):
         """``value`` checked (and converted: a float, an int, a bool).
 
-        ``values`` holds the checked values of the options named as bounds.
-        Raises TypeError for a value of the wrong type, ValueError for one out of
+        ``values`` holds the checked values of the options named as bounds (their
+        defaults when left out). Raises TypeError for a value of the wrong type, ValueError for one out of
         range; the message names ``owner``, the option and the value.
         """
         if value is None and self.allow_none:
             return None
         prefix = f"{owner}: " if owner else ""
         if self.kind == "real":
-            low, high = (values[b] if isinstance(b, str) else b for b in (self.low, self.high))
+            low, high = ((values or {}).get(b, BY_NAME[b].default) if isinstance(b, str) else b
+                         for b in (self.low, self.high))
             try:
                 return _checks.real(self.name, value, owner, low=low, high=high, low_open=self.low_open,
                                     high_open=self.high_open)
@@ -312,10 +313,8 @@ def check(values: dict, owner: Optional[str] = OWNER) -> dict:
     for _ in range(len(waiting) + 1):  # each pass checks at least one option, or ends
         later = []
         for o in waiting:
-            needed = [b for b in o.bounds_on() if b in values]
-            if all(b in checked for b in needed):
-                bounds = {b: checked.get(b, BY_NAME[b].default) for b in o.bounds_on()}
-                checked[o.name] = o.check(values[o.name], owner, bounds)
+            if all(b in checked for b in o.bounds_on() if b in values):
+                checked[o.name] = o.check(values[o.name], owner, checked)
             else:
                 later.append(o)
         if not later:
