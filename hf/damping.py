@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import _checks
+from . import options as _options
 
 __all__ = [
-    "LevenbergMarquardt",
     "levenberg_marquardt",
     "reduction_ratio",
     "backtrack",
@@ -70,15 +70,17 @@ def reduction_ratio(f_new: float, f_old: float, q_new: float, q_old: float = 0.0
     return actual / predicted
 
 
-def levenberg_marquardt(damping: float, rho: float, *, min_damping: float = 1e-6, max_damping: float = 1e6,
-                        low: float = 0.25, high: float = 0.75, increase: float = 1.5,
-                        decrease: float = 2.0 / 3.0) -> float:
+def levenberg_marquardt(damping: float, rho: float, *, min_damping: float = _options.MIN_DAMPING.default,
+                        max_damping: float = _options.MAX_DAMPING.default, low: float = 0.25, high: float = 0.75,
+                        increase: float = 1.5, decrease: float = 2.0 / 3.0) -> float:
     r"""The damping λ after a step whose reduction ratio was ``rho`` [Mart10] Sec. 4.1 (a pure function).
 
     :math:`\rho < 1/4 \Rightarrow \lambda \leftarrow \tfrac32\lambda`;
     :math:`\rho > 3/4 \Rightarrow \lambda \leftarrow \tfrac23\lambda`; otherwise unchanged;
     then clipped to ``[min_damping, max_damping]``. A NaN or ``-inf`` ρ (a
-    rejected step) raises λ.
+    rejected step) raises λ. Nothing is checked here: :func:`hf.update.hf_update`
+    passes the bounds of its :class:`~hf.update.UpdateConfig`, checked by
+    :mod:`hf.options` when it was made.
 
     Examples
     --------
@@ -91,79 +93,6 @@ def levenberg_marquardt(damping: float, rho: float, *, min_damping: float = 1e-6
     elif rho > high:
         lam = lam * decrease
     return float(min(max(lam, min_damping), max_damping))
-
-
-@dataclasses.dataclass
-class LevenbergMarquardt:
-    """Levenberg-Marquardt adjustment of the damping strength λ from ρ.
-
-    Parameters
-    ----------
-    damping : float
-        Initial λ.
-    min_damping, max_damping : float
-        λ is clipped to ``[min_damping, max_damping]`` after every adjustment
-        (``min_damping > 0``: a zero λ could never grow again).
-    low, high : float
-        ρ below ``low`` raises λ, above ``high`` lowers it.
-    increase, decrease : float
-        Multiplicative factors (``increase > 1``, ``0 < decrease < 1``).
-
-    Notes
-    -----
-    [Mart10] Sec. 4.1: ρ < 1/4 → λ ← 3/2 λ; ρ > 3/4 → λ ← 2/3 λ. A rejected step
-    (ρ = −∞) always raises λ.
-
-    Examples
-    --------
-    >>> lm = LevenbergMarquardt(1.0)
-    >>> lm.update(0.9), lm.update(0.1), lm.update(0.5)
-    (0.6666666666666666, 1.0, 1.0)
-    """
-
-    damping: float
-    min_damping: float = 1e-6
-    max_damping: float = 1e6
-    low: float = 0.25
-    high: float = 0.75
-    increase: float = 1.5
-    decrease: float = 2.0 / 3.0
-
-    def __post_init__(self):
-        # λ = 0 could never be raised again by the multiplicative rule.
-        self.min_damping = _checks.real("min_damping", self.min_damping, low=0.0, low_open=True)
-        self.max_damping = _checks.real("max_damping", self.max_damping, low=0.0, low_open=True)
-        if self.min_damping > self.max_damping:
-            raise ValueError(
-                f"min_damping must be <= max_damping, got {self.min_damping!r} > {self.max_damping!r}"
-            )
-        self.damping = _checks.real("damping", self.damping, low=0.0, low_open=True)
-        if not self.min_damping <= self.damping <= self.max_damping:
-            raise ValueError(
-                f"damping must lie in [min_damping, max_damping] = "
-                f"[{self.min_damping!r}, {self.max_damping!r}], got {self.damping!r}"
-            )
-        if not self.increase > 1:
-            raise ValueError(f"increase must be > 1, got {self.increase!r}")
-        if not 0 < self.decrease < 1:
-            raise ValueError(f"decrease must lie in (0, 1), got {self.decrease!r}")
-        if not self.low <= self.high:
-            raise ValueError(f"low must be <= high, got low={self.low!r}, high={self.high!r}")
-
-    def raise_(self) -> float:
-        """Raise λ by ``increase`` (after a rejected step) and return it."""
-        return self.update(-math.inf)
-
-    def clip(self, lam: float) -> float:
-        """``lam`` clipped to ``[min_damping, max_damping]``."""
-        return float(min(max(float(lam), self.min_damping), self.max_damping))
-
-    def update(self, rho: float) -> float:
-        """Adjust λ from the reduction ratio ``rho`` (:func:`levenberg_marquardt`) and return the new λ."""
-        self.damping = levenberg_marquardt(self.damping, rho, min_damping=self.min_damping,
-                                           max_damping=self.max_damping, low=self.low, high=self.high,
-                                           increase=self.increase, decrease=self.decrease)
-        return self.damping
 
 
 @dataclasses.dataclass(frozen=True)

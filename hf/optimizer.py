@@ -12,6 +12,7 @@ References
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import time
 
@@ -21,7 +22,8 @@ import pytensor.tensor as pt
 from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Variable
 
-from . import _checks, _compile
+from . import _compile
+from . import options as _options
 from . import damping as _damping
 from . import dataset as _ds
 from ._loop import Run, Trainer, log, monitor_pairs
@@ -64,84 +66,7 @@ class HFOptimizer(Trainer):
 
     Other Parameters
     ----------------
-    damping : float
-        Initial Tikhonov damping λ (default 1.0).
-    min_damping, max_damping : float
-        λ is kept in ``[min_damping, max_damping]`` (default ``[1e-6, 1e6]``).
-    max_cg_iters : int
-        CG iteration cap per update (default 250, [Mart10]).
-    cg_tol : float
-        ε of Martens' relative-progress stopping rule (default 5e-4).
-    cg_decay : float
-        CG warm start: the next CG starts from ``cg_decay`` times this update's
-        final CG iterate (default 0.95).
-    shrink_warm_start : bool
-        Shrink that warm start, before CG, to the minimizer of this update's damped
-        quadratic model along it, clipped to ``[0, cg_decay]`` times the previous
-        iterate (default False). It costs no extra product. A start carried over
-        from the previous update can lie far uphill in the new model, e.g. on an
-        RNN whose curvature changed sharply along the last step; CG may then not
-        get back from it within its iterations, and every iterate it keeps may
-        raise the loss. It helped the tanh RNNs of ``examples/rnn.py`` and hurt
-        the digits autoencoder, whose warm starts help CG although uphill along
-        themselves (docs/pathological.md).
-    cold_restart : bool
-        When CG started from a warm start and none of the iterates it keeps for
-        backtracking lowers the loss on the CG batch, run CG again from zero on the
-        same damped system and go on with the run whose backtracked iterate has the
-        lower CG-batch loss (default False). Such an update would otherwise be
-        rejected or nearly so and raise λ; the second run costs CG iterations only
-        on those updates, plus one CG-batch loss per warm-started update.
-    cg_fraction : float
-        When no separate CG data are given, the CG (curvature) batch is the first
-        ``ceil(cg_fraction · n)`` examples of each gradient batch (default 0.25).
-        With full-batch data that is always the same examples: shuffle the data
-        once, or pass ``cg=`` data, if their order is not random.
-    preconditioner : bool
-        Use Martens' diagonal preconditioner built from per-example squared
-        gradients (default False; [Mart10] reports it does not help RNNs).
-    preconditioner_examples : int
-        Examples of the CG batch used for the per-example squared gradients (100).
-    line_search : bool
-        Armijo backtracking line search on the gradient batch (default True). When
-        False the full step is taken if it lowers the loss, and rejected otherwise.
-    structural_damping : StructuralDamping, optional
-        Adds ``λ·μ·J_aᵀ D J_a`` to the damped curvature [MS11].
-    chunk_size : int, optional
-        Evaluate batches in chunks of at most this many examples (bounded memory).
-    forward_cache : bool
-        Compute the part of the Gauss-Newton product that does not depend on the
-        vector (the forward pass, a scan's hidden states, the loss Hessian's
-        factors) once per update on the CG batch (per chunk), and reuse it in
-        every CG iteration (default True). False recomputes it in every product,
-        holding no cache in memory; :attr:`forward_cache_bytes` tells the cache's
-        size.
-    cache_bytes : int, optional
-        Bound the forward cache to this many bytes: chunks of the CG batch
-        (``chunk_size``) are cached in order while they fit, and the forward
-        pass of the others is recomputed in every product (default None: no
-        bound). With ``chunk_size`` this bounds the memory of a CG batch of any
-        size; the products are the same either way.
-    rho_batch : {'gradient', 'cg'}
-        Where ρ is measured: on the gradient batch with the undamped model
-        (default; one extra Gauss-Newton product there), or on the CG batch with
-        the damped model value CG already knows ([Mart10]'s code; no extra
-        product).
-    backtracking : {'martens', 'global'}
-        How the CG iterate is chosen among the kept ones: step back from the
-        last while the previous one lowers the loss on the CG batch ([Mart10]'s
-        rule, default), or the lowest of them all (theano-hf's
-        ``global_backtracking``; one loss per kept iterate).
-    jv : {'pullback', 'op', 'auto'}
-        How the Gauss-Newton product's ``Jv`` is built: from two reverse-mode
-        products (default; every op has them), from the ops' own forward-mode
-        rules (``Dot``, ``Elemwise``, ``Scan``; not 2-D ``@``, a ``Matmul`` in
-        PyTensor 3), or ``'auto'``: the latter where the graph allows it.
-    comm : mpi4py communicator, optional
-        Data-parallel HF over MPI (:mod:`hf.mpi`): each process holds a shard of
-        the data, every mean over examples adds the shards' sums with one
-        ``Allreduce``, and all processes take identical steps. Default None: one
-        process, and :mod:`mpi4py` is never imported.
+    {options}
 
     Notes
     -----
@@ -227,27 +152,29 @@ class HFOptimizer(Trainer):
         inputs=None,
         monitors=(),
         *,
-        damping=1.0,
-        min_damping=1e-6,
-        max_damping=1e6,
-        max_cg_iters=250,
-        cg_tol=5e-4,
-        cg_decay=0.95,
-        shrink_warm_start=False,
-        cold_restart=False,
-        cg_fraction=0.25,
-        preconditioner=False,
-        preconditioner_examples=100,
-        line_search=True,
-        structural_damping=None,
-        chunk_size=None,
-        forward_cache=True,
-        cache_bytes=None,
-        rho_batch="gradient",
-        backtracking="martens",
-        jv="pullback",
-        comm=None,
+        damping=_options.DAMPING.default,
+        min_damping=_options.MIN_DAMPING.default,
+        max_damping=_options.MAX_DAMPING.default,
+        max_cg_iters=_options.MAX_CG_ITERS.default,
+        cg_tol=_options.CG_TOL.default,
+        cg_decay=_options.CG_DECAY.default,
+        shrink_warm_start=_options.SHRINK_WARM_START.default,
+        cold_restart=_options.COLD_RESTART.default,
+        cg_fraction=_options.CG_FRACTION.default,
+        preconditioner=_options.PRECONDITIONER.default,
+        preconditioner_examples=_options.PRECONDITIONER_EXAMPLES.default,
+        line_search=_options.LINE_SEARCH.default,
+        structural_damping=_options.STRUCTURAL_DAMPING.default,
+        chunk_size=_options.CHUNK_SIZE.default,
+        forward_cache=_options.FORWARD_CACHE.default,
+        cache_bytes=_options.CACHE_BYTES.default,
+        rho_batch=_options.RHO_BATCH.default,
+        backtracking=_options.BACKTRACKING.default,
+        jv=_options.JV.default,
+        comm=_options.COMM.default,
     ):
+        # The keywords, one per declaration of hf.options (tests/test_options.py checks the signature).
+        given = {name: value for name, value in locals().items() if name in _options.BY_NAME}
         owner = "HFOptimizer"
         params = check_params(params)
         check_scalar_cost(cost, owner)
@@ -256,31 +183,16 @@ class HFOptimizer(Trainer):
         self.cost = cost
         self.s = s
         self.monitors = monitor_pairs(monitors)
-        if structural_damping is not None and not isinstance(structural_damping, StructuralDamping):
-            raise TypeError(
-                f"{owner}: structural_damping must be a hf.StructuralDamping or None, "
-                f"got {type(structural_damping).__name__}"
-            )
-        self.structural_damping = structural_damping
+        options = _options.check(given, owner)
+        self.structural_damping = options["structural_damping"]
         self.config = UpdateConfig(
-            min_damping=min_damping,
-            max_damping=max_damping,
-            max_cg_iters=max_cg_iters,
-            cg_tol=cg_tol,
-            cg_decay=cg_decay,
-            shrink_warm_start=shrink_warm_start,
-            cold_restart=cold_restart,
-            line_search=line_search,
+            **{f.name: options[f.name] for f in dataclasses.fields(UpdateConfig) if f.name in options},
             structural_weight=structural_damping.weight if structural_damping is not None else 0.0,
-            rho_batch=rho_batch,
-            backtracking=backtracking,
         )
-        self.initial_damping = _checks.real(
-            "damping", damping, owner, low=self.config.min_damping, high=self.config.max_damping
-        )
-        self.cg_fraction = _checks.real("cg_fraction", cg_fraction, owner, low=0, low_open=True, high=1)
-        self.preconditioner = _checks.boolean("preconditioner", preconditioner, owner)
-        self.preconditioner_examples = _checks.positive_int("preconditioner_examples", preconditioner_examples, owner)
+        self.initial_damping = options["damping"]
+        self.cg_fraction = options["cg_fraction"]
+        self.preconditioner = options["preconditioner"]
+        self.preconditioner_examples = options["preconditioner_examples"]
         self.comm = comm
         if comm is None:
             self.reduce = ExampleMean(chunk_size)
@@ -289,11 +201,9 @@ class HFOptimizer(Trainer):
 
             self.reduce = mpi.DistributedMean(chunk_size, comm)
             mpi.check_same(comm, [p.get_value(borrow=True) for p in params], "the initial parameters")
-        self.forward_cache = _checks.boolean("forward_cache", forward_cache, owner)
-        self.cache_bytes = _checks.positive_int("cache_bytes", cache_bytes, owner, allow_none=True)
-        if jv not in ("pullback", "op", "auto"):
-            raise ValueError(f"{owner}: jv must be 'pullback', 'op' or 'auto', got {jv!r}")
-        self.jv = jv
+        self.forward_cache = options["forward_cache"]
+        self.cache_bytes = options["cache_bytes"]
+        self.jv = options["jv"]
         self.forward_cache_bytes = 0  # size of the last update's cache
 
         graph = [cost, s] + [e for _, e in self.monitors]
@@ -329,17 +239,13 @@ class HFOptimizer(Trainer):
         self._mean_checked = False
         self._batch_checked = False
         self._square_means_ok = None  # whether hf.per_example's closed form holds here (checked once)
-        self._given_options = {
-            "damping": self.initial_damping, "min_damping": self.config.min_damping,
-            "max_damping": self.config.max_damping, "max_cg_iters": self.config.max_cg_iters,
-            "cg_tol": self.config.cg_tol, "cg_decay": self.config.cg_decay,
-            "shrink_warm_start": self.config.shrink_warm_start, "cold_restart": self.config.cold_restart,
-            "cg_fraction": self.cg_fraction, "preconditioner": self.preconditioner,
-            "preconditioner_examples": self.preconditioner_examples, "line_search": self.config.line_search,
-            "structural_damping_weight": self.config.structural_weight, "chunk_size": self.reduce.chunk_size,
-            "forward_cache": self.forward_cache, "cache_bytes": self.cache_bytes, "rho_batch": self.config.rho_batch,
-            "backtracking": self.config.backtracking, "jv": self.jv,
-        }
+        # What a checkpoint records (and a resume compares): the options, structural damping by its weight.
+        self._given_options = {}  # what a checkpoint records and a resume compares
+        for name, value in options.items():
+            if name == "structural_damping":  # recorded by its weight
+                name, value = "structural_damping_weight", self.config.structural_weight
+            if name != "comm":
+                self._given_options[name] = value
 
     @property
     def damping(self) -> float:
@@ -847,6 +753,9 @@ class HFOptimizer(Trainer):
         elif not np.all(np.isfinite(x)):
             raise ValueError("checkpoint CG warm start holds non-finite values")
         self.state = DampingState(lam, None if x is None else x.copy())
+
+
+HFOptimizer.__doc__ = _options.fill_docstring(HFOptimizer.__doc__)
 
 
 def _call_on(fn, batch, *args):

@@ -26,9 +26,10 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from . import _checks
 from . import cg as _cg
 from . import damping as _damping
+from . import options as _options
+from .cg._cg import _solve as _cg_solve
 
 __all__ = ["DampingState", "UpdateConfig", "UpdateResult", "hf_update"]
 
@@ -51,41 +52,29 @@ class DampingState(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class UpdateConfig:
-    """Settings of :func:`hf_update` (see :class:`hf.HFOptimizer` for their meaning)."""
+    """Settings of :func:`hf_update`, checked once when made.
 
-    min_damping: float = 1e-6
-    max_damping: float = 1e6
-    max_cg_iters: int = 250
-    cg_tol: float = 5e-4
-    cg_decay: float = 0.95
-    shrink_warm_start: bool = False
-    cold_restart: bool = False
-    line_search: bool = True
-    structural_weight: float = 0.0
-    rho_batch: str = "gradient"
-    backtracking: str = "martens"
+    Each field is the option of its name of :class:`hf.HFOptimizer`, declared
+    (default, allowed values, meaning) in :mod:`hf.options`, and checked there;
+    ``structural_weight`` is μ of structural damping.
+    """
+
+    min_damping: float = _options.MIN_DAMPING.default
+    max_damping: float = _options.MAX_DAMPING.default
+    max_cg_iters: int = _options.MAX_CG_ITERS.default
+    cg_tol: float = _options.CG_TOL.default
+    cg_decay: float = _options.CG_DECAY.default
+    shrink_warm_start: bool = _options.SHRINK_WARM_START.default
+    cold_restart: bool = _options.COLD_RESTART.default
+    line_search: bool = _options.LINE_SEARCH.default
+    structural_weight: float = _options.STRUCTURAL_WEIGHT.default
+    rho_batch: str = _options.RHO_BATCH.default
+    backtracking: str = _options.BACKTRACKING.default
 
     def __post_init__(self):
-        owner = "HFOptimizer"
-        real = _checks.real
-        set_ = object.__setattr__
-        set_(self, "min_damping", real("min_damping", self.min_damping, owner, low=0, low_open=True))
-        set_(self, "max_damping", real("max_damping", self.max_damping, owner, low=0, low_open=True))
-        if self.min_damping > self.max_damping:
-            raise ValueError(
-                f"{owner}: min_damping must be <= max_damping, got {self.min_damping!r} > {self.max_damping!r}"
-            )
-        set_(self, "max_cg_iters", _checks.positive_int("max_cg_iters", self.max_cg_iters, owner))
-        set_(self, "cg_tol", real("cg_tol", self.cg_tol, owner, low=0))
-        set_(self, "cg_decay", real("cg_decay", self.cg_decay, owner, low=0, high=1))
-        set_(self, "shrink_warm_start", _checks.boolean("shrink_warm_start", self.shrink_warm_start, owner))
-        set_(self, "cold_restart", _checks.boolean("cold_restart", self.cold_restart, owner))
-        set_(self, "line_search", _checks.boolean("line_search", self.line_search, owner))
-        set_(self, "structural_weight", real("structural_weight", self.structural_weight, owner, low=0))
-        if self.rho_batch not in ("gradient", "cg"):
-            raise ValueError(f"{owner}: rho_batch must be 'gradient' or 'cg', got {self.rho_batch!r}")
-        if self.backtracking not in ("martens", "global"):
-            raise ValueError(f"{owner}: backtracking must be 'martens' or 'global', got {self.backtracking!r}")
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in _options.check(given).items():
+            object.__setattr__(self, name, value)
 
 
 class UpdateResult(NamedTuple):
@@ -210,8 +199,9 @@ def hf_update(
         x0 = config.cg_decay * state.cg_x
 
     def solve(start):
-        run = _cg.cg(damped, -g, start, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol,
-                     shrink_x0=config.shrink_warm_start)
+        # config was checked when it was made: CG does not check its settings again.
+        run = _cg_solve(damped, -g, start, psolve=psolve, max_iters=config.max_cg_iters, tol=config.cg_tol,
+                        shrink_x0=config.shrink_warm_start)
         # Backtrack over the kept iterates (CG always keeps its last one).
         return run, _damping.backtrack([x for _, x in run.kept], cg_loss_at, search=config.backtracking)
 

@@ -22,49 +22,38 @@ def test_reduction_ratio_values():
 def test_levenberg_marquardt_sequence():
     """Each λ written out by hand from [Mart10]'s rule (ρ < 1/4: ×3/2; ρ > 3/4: ×2/3;
     ρ = 1/4 and 3/4 keep λ; NaN and −∞ count as low), clipped to [1e-3, 10]."""
-    lm = damping.LevenbergMarquardt(1.0, min_damping=1e-3, max_damping=10.0)
+    bounds = dict(min_damping=1e-3, max_damping=10.0)
     rhos = [0.9, 0.9, 0.5, 0.1, -math.inf, float("nan"), 0.25, 0.75, 0.76, 2.0]
     expected = [2 / 3, 4 / 9, 4 / 9, 2 / 3, 1.0, 1.5, 1.5, 1.5, 1.0, 2 / 3]
-    got = [lm.update(r) for r in rhos]
+    lam, got = 1.0, []
+    for rho in rhos:
+        lam = damping.levenberg_marquardt(lam, rho, **bounds)
+        got.append(lam)
     np.testing.assert_allclose(got, expected, rtol=1e-15)
     # The upper clip, reached from below.
-    lm = damping.LevenbergMarquardt(8.0, min_damping=1e-3, max_damping=10.0)
-    assert lm.update(0.0) == 10.0 and lm.update(-1.0) == 10.0
+    lam = damping.levenberg_marquardt(8.0, 0.0, **bounds)
+    assert lam == 10.0 and damping.levenberg_marquardt(lam, -1.0, **bounds) == 10.0
 
 
 def test_levenberg_marquardt_clips_to_range():
-    lm = damping.LevenbergMarquardt(1.0, min_damping=0.5, max_damping=2.0)
+    bounds = dict(min_damping=0.5, max_damping=2.0)
+    lam = 1.0
     for _ in range(10):
-        lm.update(1.0)
-    assert lm.damping == 0.5
+        lam = damping.levenberg_marquardt(lam, 1.0, **bounds)
+    assert lam == 0.5
     for _ in range(10):
-        lm.update(-math.inf)
-    assert lm.damping == 2.0
+        lam = damping.levenberg_marquardt(lam, -math.inf, **bounds)
+    assert lam == 2.0
 
 
 def test_raise_after_rejection_and_clip():
-    lm = damping.LevenbergMarquardt(1e-3, min_damping=1e-4, max_damping=2e-3)
-    assert lm.raise_() == pytest.approx(1.5e-3)
-    assert lm.raise_() == 2e-3  # clipped at max_damping
-    assert lm.clip(1e-9) == 1e-4 and lm.clip(1.0) == 2e-3
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        (dict(damping=-1.0), "damping"),
-        (dict(damping=1.0, min_damping=2.0, max_damping=1.0), "min_damping"),
-        (dict(damping=100.0, max_damping=10.0), r"damping must lie in"),
-        (dict(damping=1.0, increase=0.9), "increase"),
-        (dict(damping=1.0, decrease=1.5), "decrease"),
-        (dict(damping=float("nan")), "damping"),
-        (dict(damping=1.0, min_damping=0.0), "min_damping"),
-        (dict(damping=0.0), "damping"),
-    ],
-)
-def test_levenberg_marquardt_rejects_bad_values(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        damping.LevenbergMarquardt(**kwargs)
+    bounds = dict(min_damping=1e-4, max_damping=2e-3)
+    lam = damping.levenberg_marquardt(1e-3, -math.inf, **bounds)
+    assert lam == pytest.approx(1.5e-3)
+    assert damping.levenberg_marquardt(lam, -math.inf, **bounds) == 2e-3  # clipped at max_damping
+    # ρ in [1/4, 3/4] keeps λ, and only clips it.
+    assert damping.levenberg_marquardt(1e-9, 0.5, **bounds) == 1e-4
+    assert damping.levenberg_marquardt(1.0, 0.5, **bounds) == 2e-3
 
 
 def test_backtrack_steps_back_while_better():

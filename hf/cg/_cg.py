@@ -6,6 +6,7 @@ products are built.  It never imports PyTensor.
 """
 import dataclasses
 import enum
+import functools
 import math
 
 import numpy as np
@@ -17,6 +18,10 @@ __all__ = ["cg", "CGResult", "CGStatus", "geometric_grid"]
 # Relative slack when rounding grid points up: ``start * ratio**j`` carries a
 # few ulps of error, which must not push an exact integer to the next one.
 _GRID_REL_SLACK = 1e-12
+
+# Defaults of the knobs of cg() that HF does not set (Martens' values), named once
+# for cg(), the unchecked _solve() that hf_update calls, and geometric_grid().
+_MIN_WINDOW, _WINDOW_FRACTION, _RTOL, _GRID_START, _GRID_RATIO = 10, 0.1, 1e-10, 5, 1.3
 
 
 class CGStatus(enum.IntEnum):
@@ -129,7 +134,7 @@ def _grid_point(start, ratio, j):
     return math.ceil(value * (1.0 - _GRID_REL_SLACK))
 
 
-def geometric_grid(max_iters, start=5, ratio=1.3):
+def geometric_grid(max_iters, start=_GRID_START, ratio=_GRID_RATIO):
     """Iterations on a geometric grid, as used to keep CG iterates.
 
     Parameters
@@ -213,11 +218,11 @@ def cg(
     psolve=None,
     max_iters=250,
     tol=5e-4,
-    min_window=10,
-    window_fraction=0.1,
-    rtol=1e-10,
-    grid_start=5,
-    grid_ratio=1.3,
+    min_window=_MIN_WINDOW,
+    window_fraction=_WINDOW_FRACTION,
+    rtol=_RTOL,
+    grid_start=_GRID_START,
+    grid_ratio=_GRID_RATIO,
     callback=None,
     shrink_x0=False,
 ):
@@ -336,16 +341,41 @@ def cg(
     _check_callable("matvec", matvec, optional=False)
     _check_callable("psolve", psolve, optional=True)
     _check_callable("callback", callback, optional=True)
+    max_iters = _checks.positive_int("max_iters", max_iters)
+    return _solve(
+        matvec,
+        b,
+        x0,
+        psolve=psolve,
+        max_iters=max_iters,
+        tol=_checks.real("tol", tol, low=0.0),
+        min_window=_checks.positive_int("min_window", min_window),
+        window_fraction=_checks.real("window_fraction", window_fraction, low=0.0),
+        rtol=_checks.real("rtol", rtol, low=0.0),
+        grid=frozenset(geometric_grid(max_iters, start=grid_start, ratio=grid_ratio)),
+        callback=callback,
+        shrink_x0=_checks.boolean("shrink_x0", shrink_x0),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _default_grid(max_iters):
+    return frozenset(geometric_grid(max_iters))
+
+
+def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, min_window=_MIN_WINDOW,
+           window_fraction=_WINDOW_FRACTION, rtol=_RTOL, grid=None, callback=None):
+    """:func:`cg` on settings already checked; ``grid`` is a frozenset of iterations to keep
+    (default: :func:`geometric_grid` of ``max_iters`` with its defaults).
+
+    :func:`hf.update.hf_update` calls this with the settings of its
+    :class:`~hf.update.UpdateConfig`, checked once when the configuration was made,
+    so an update does not check them again. ``b`` and ``x0`` (data, not settings)
+    are still checked here, and every product's shape and values as in :func:`cg`.
+    """
     b = _as_vector("b", b)
     n = b.shape[0]
-    max_iters = _checks.positive_int("max_iters", max_iters)
-    min_window = _checks.positive_int("min_window", min_window)
-    tol = _checks.real("tol", tol, low=0.0)
-    rtol = _checks.real("rtol", rtol, low=0.0)
-    window_fraction = _checks.real("window_fraction", window_fraction, low=0.0)
-    shrink_x0 = _checks.boolean("shrink_x0", shrink_x0)
-    grid = geometric_grid(max_iters, start=grid_start, ratio=grid_ratio)
-    grid_set = frozenset(grid)
+    grid_set = _default_grid(max_iters) if grid is None else grid
     if x0 is None:
         x = np.zeros(n)
     else:
