@@ -433,14 +433,19 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
                 f"preconditioner is not positive definite: r^T M^-1 r = {rz:.3e} <= 0 "
                 "at iteration 0"
             )
-        d = z
+        d = np.array(z, dtype=np.float64, copy=True)  # updated in place below: never r's memory
+    # Vector algebra in place, on buffers allocated once: on a model of millions of
+    # parameters each new vector is a page-faulting allocation and a pass over memory.
+    # A NaN or Inf in a product (or in z) makes the dot product taken with it non-finite
+    # (0·Inf is NaN), so checking the dot products checks the vectors.
+    x_new, r_new = np.empty_like(x), np.empty_like(r)
 
     # ---- iterations -------------------------------------------------------
     while status is None and i < max_iters:
         it = i + 1
         Ad = _call_vector("matvec", matvec, d)
         dAd = float(d @ Ad)
-        if not (np.isfinite(Ad).all() and math.isfinite(dAd)):
+        if not math.isfinite(dAd):
             status = CGStatus.NON_FINITE
             message = f"matvec returned NaN/Inf (or d^T A d overflowed) at iteration {it}"
             break
@@ -449,21 +454,20 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
             message = f"non-positive curvature d^T A d = {dAd:.3e} at iteration {it}"
             break
         alpha = rz / dAd
-        x_new = x + alpha * d
-        r_new = r - alpha * Ad
-        phi_new = float(-0.5 * (x_new @ (b + r_new)))
-        r_norm = float(np.linalg.norm(r_new))
-        if not (
-            math.isfinite(alpha)
-            and math.isfinite(phi_new)
-            and math.isfinite(r_norm)
-            and np.isfinite(x_new).all()
-        ):
+        np.multiply(d, alpha, out=x_new)
+        x_new += x
+        np.multiply(Ad, -alpha, out=r_new)
+        r_new += r
+        phi_new = -0.5 * (float(x_new @ b) + float(x_new @ r_new))
+        r_norm = float(np.sqrt(r_new @ r_new))
+        if not (math.isfinite(alpha) and math.isfinite(phi_new) and math.isfinite(r_norm)):
             status = CGStatus.NON_FINITE
             message = f"the step, iterate or phi became non-finite at iteration {it}"
             break
-        # The iteration is complete: commit it.
-        i, x, r = it, x_new, r_new
+        # The iteration is complete: commit it (the old vectors become the next buffers).
+        i = it
+        x, x_new = x_new, x
+        r, r_new = r_new, r
         phi.append(phi_new)
         if i in grid_set:
             kept.append((i, x.copy()))
@@ -493,7 +497,7 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
 
         z = precondition(r)
         rz_new = float(r @ z)
-        if not (np.isfinite(z).all() and math.isfinite(rz_new)):
+        if not math.isfinite(rz_new):
             status = CGStatus.NON_FINITE
             message = f"psolve returned NaN/Inf after iteration {i}"
             break
@@ -504,7 +508,8 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
                 f"after iteration {i}"
             )
             break
-        d = z + (rz_new / rz) * d
+        d *= rz_new / rz
+        d += z
         rz = rz_new
 
     if status is None:
