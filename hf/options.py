@@ -259,10 +259,10 @@ CACHE_BYTES = Option(
     "int", allow_none=True,
     details="With ``chunk_size`` this bounds the memory of a CG batch of any size.")
 RHO_BATCH = Option(
-    "rho_batch", "gradient",
-    "Where ρ is measured: on the gradient batch with the undamped model (one more Gauss-Newton product "
-    "there), or ``'cg'``: on the CG batch with the damped model value CG already knows ([Mart10]'s code; "
-    "no extra product).",
+    "rho_batch", "cg",
+    "Where ρ is measured: ``'cg'``: on the CG batch with the damped model value CG already knows "
+    "([Mart10]'s code; no extra product), or ``'gradient'``: on the gradient batch with the undamped "
+    "model (one more Gauss-Newton product there). Why ``'cg'`` is the default: docs/performance.md.",
     "choice", choices=("gradient", "cg"))
 BACKTRACKING = Option(
     "backtracking", "martens",

@@ -291,7 +291,7 @@ def test_time_spent_in_each_compiled_function_is_recorded_on_request():
     import collections
 
     cost, s, params, inputs, data, ref = least_squares(n=30)
-    opt = hf.HFOptimizer(cost, s, params, inputs, cg_fraction=1.0)
+    opt = hf.HFOptimizer(cost, s, params, inputs, cg_fraction=1.0, rho_batch="gradient")  # one hf_gv call too
     batch = hf.Batch(tuple(data), (0, 0))
     opt.step(batch)  # first calls load the compiled modules
     assert opt.reduce.timings is None  # off by default: no clock reads

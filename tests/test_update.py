@@ -32,7 +32,10 @@ def quadratic(G, g, f0=2.0, quartic=0.0):
 
 def run(G, g, loss, *, lam=1e-3, S=None, mu=0.0, cg_x=None, cg_loss=None, **config):
     """One update. Backtracking sees the damped model CG minimizes (which CG lowers at
-    every iteration, so the last kept iterate wins) unless ``cg_loss`` is given."""
+    every iteration, so the last kept iterate wins) unless ``cg_loss`` is given. ρ is
+    measured on the gradient batch against the undamped model (``rho_batch='gradient'``),
+    the ρ these tests derive by hand, unless ``rho_batch`` is given."""
+    config.setdefault("rho_batch", "gradient")
     S = np.zeros_like(G) if S is None else S
     if cg_loss is None:
         A = G + lam * np.eye(N) + lam * mu * S
