@@ -72,9 +72,10 @@ import traceback
 
 import numpy as np
 
-from ._array_like import check_finite, materialize
-from ._dataset_base import Dataset
-from .reduce import Batch, ExampleMean, call
+from .data._array_like import check_finite, materialize
+from .data import Dataset
+from .data import Batch
+from .reduce import ExampleMean, call
 
 __all__ = [
     "DistributedMean",
@@ -496,8 +497,8 @@ class ShardedDataset(Dataset):
 
     def next_batch(self):
         """This rank's part of the whole dataset's next batch."""
-        from ._array_dataset import ArrayDataset
-        from ._sequence_dataset import SequenceDataset
+        from .data import ArrayDataset
+        from .data import SequenceDataset
 
         ds = self.dataset
         if isinstance(ds, ArrayDataset):

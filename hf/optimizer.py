@@ -23,7 +23,7 @@ from pytensor.graph.basic import Variable
 
 from . import _checks, _compile
 from . import damping as _damping
-from . import dataset as _ds
+from . import data as _ds
 from ._loop import Run, Trainer, log, monitor_pairs
 from .curvature import StructuralDamping, damped_gauss_newton_product, gauss_newton_product
 from .graph import (
@@ -37,7 +37,8 @@ from .graph import (
     unflatten,
 )
 from .per_example import square_gradient_sums
-from .reduce import Batch, ExampleMean, as_batch
+from .data import Batch, as_batch
+from .reduce import ExampleMean
 from .update import DampingState, UpdateConfig, hf_update
 
 __all__ = ["HFOptimizer"]

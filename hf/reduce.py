@@ -10,61 +10,16 @@ data-parallel version replaces :meth:`ExampleMean.__call__` with a distributed s
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from ._checks import positive_int
-from .dataset import batch_size_of, split_batch
+from .data import Batch, as_batch  # noqa: F401  (as_batch: imported from here before hf.data)
 
 __all__ = ["Batch", "ExampleMean", "as_batch", "call"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Batch:
-    """A batch of graph inputs and where its examples lie.
-
-    Parameters
-    ----------
-    arrays : tuple of ndarray
-        Values for the graph inputs, in order.
-    axes : tuple of int
-        For each array, the axis that indexes examples.
-    mask_index : int or None
-        Index of a time-major ``(T, batch)`` mask among ``arrays``: chunks of a
-        padded sequence batch are then trimmed to their own longest sequence.
-    source : str
-        Where the batch came from (e.g. ``"dataset 'train'"``), for error messages.
-    """
-
-    arrays: tuple
-    axes: tuple
-    mask_index: int | None = None
-    source: str = ""
-
-    @property
-    def size(self) -> int:
-        """Number of examples (1 for a batch with no arrays: data held in the graph)."""
-        if not self.arrays:
-            return 1
-        return batch_size_of(self.arrays, self.axes)
-
-    def chunks(self, chunk_size: int | None):
-        """Yield ``(chunk, n_examples)`` pairs covering the batch in order."""
-        if not self.arrays:
-            yield self, 1
-            return
-        for arrays, n in split_batch(self.arrays, self.axes, chunk_size, self.mask_index):
-            yield Batch(tuple(arrays), self.axes, self.mask_index, self.source), n
-
-    def head(self, n: int) -> "Batch":
-        """The first ``n`` examples (the whole batch if it is smaller)."""
-        if n >= self.size:
-            return self
-        return next(self.chunks(n))[0]
 
 
 class ExampleMean:
@@ -303,11 +258,3 @@ def _used_as_index(outputs) -> set:
         if (name in _VALUE_PRESERVING or cast) and owner.inputs:
             seeds.append(owner.inputs[0])
     return found
-
-
-def as_batch(arrays: Sequence, axes: Sequence[int], mask_index: int | None = None, *, source: str = "") -> Batch:
-    """Build a :class:`Batch` after checking the arrays agree on their example count."""
-    batch = Batch(tuple(arrays), tuple(axes), mask_index, source)
-    if batch.arrays:
-        batch_size_of(batch.arrays, batch.axes)  # raises if the arrays disagree
-    return batch

@@ -38,8 +38,9 @@ from .. import _checks, _compile
 from .._loop import Run, Trainer, log, monitor_pairs
 from ..graph import check_connected, check_inputs_used, find_inputs_and_params, is_trainable
 from .._rng_state import rng_from_state, rng_state, set_rng_state
-from ..dataset import Dataset, as_dataset
-from ..reduce import Batch, ExampleMean, as_batch
+from ..data import Dataset, as_dataset
+from ..data import Batch, as_batch
+from ..reduce import ExampleMean
 from . import hyperparameters as hp
 from .hyperparameters import HYPERPARAMETERS, halflife_to_decay  # noqa: F401  (halflife_to_decay: old home)
 

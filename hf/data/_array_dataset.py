@@ -2,14 +2,14 @@
 import numpy as np
 
 from ._array_like import check_array, check_finite, is_input, take_slice
-from ._checks import is_int
-from ._dataset_base import FiniteDataset, permutation
+from .._checks import is_int
+from ._base import FiniteDataset, permutation
 
 
 class ArrayDataset(FiniteDataset):
     """Mini-batches of a list of arrays; what ``Dataset(arrays, ...)`` builds.
 
-    Parameters are those of :class:`~hf.dataset.Dataset` with ``inputs`` a
+    Parameters are those of :class:`~hf.data.Dataset` with ``inputs`` a
     list or tuple of arrays, or one array (a dataset of one input).  A
     ``batch_size`` of 0 or less puts all the examples in one batch (as in
     downhill); ``batch_size`` is then the number of examples.  In messages,

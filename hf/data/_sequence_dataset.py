@@ -2,8 +2,8 @@
 import numpy as np
 
 from ._array_like import check_array, first_bad, is_float, take_rows
-from ._checks import boolean
-from ._dataset_base import FiniteDataset, permutation
+from .._checks import boolean
+from ._base import FiniteDataset, permutation
 from ._ragged import RaggedArray
 
 __all__ = ["SequenceDataset"]

@@ -3,8 +3,8 @@
 :class:`Dataset` holds the name, batch size, random generator, iteration
 size and the count of batches drawn, yields batches with :meth:`~Dataset.iterate`,
 checks them against a graph's inputs and saves and restores its state.
-``Dataset(inputs, ...)`` itself builds an :class:`~hf._array_dataset.ArrayDataset`
-for a list of arrays and a :class:`~hf._callable_dataset.CallableDataset` for a
+``Dataset(inputs, ...)`` itself builds an :class:`~hf.data.ArrayDataset`
+for a list of arrays and a :class:`~hf.data.CallableDataset` for a
 function.  :class:`FiniteDataset` adds the cursor over data of known size, visited
 in passes whose order is reshuffled on each wrap (arrays and sequences).
 """
@@ -14,8 +14,8 @@ import itertools
 import numpy as np
 
 from ._array_like import check_specs, is_input
-from ._checks import is_int, positive_int, rng_from
-from ._rng_state import rng_from_state, rng_state, set_rng_state
+from .._checks import is_int, positive_int, rng_from
+from .._rng_state import rng_from_state, rng_state, set_rng_state
 
 
 #: Numbers the datasets built without a name: 'dataset0', 'dataset1', ... (downhill's default names).
@@ -38,9 +38,9 @@ def permutation(order, n):
 class Dataset:
     """Mini-batches of a list of arrays, or of a batch-returning callable.
 
-    ``Dataset(inputs, ...)`` returns an :class:`~hf.dataset.ArrayDataset` for
-    a list of arrays and a :class:`~hf.dataset.CallableDataset` for a
-    callable; both, and :class:`~hf.dataset.SequenceDataset`, are instances
+    ``Dataset(inputs, ...)`` returns an :class:`~hf.data.ArrayDataset` for
+    a list of arrays and a :class:`~hf.data.CallableDataset` for a
+    callable; both, and :class:`~hf.data.SequenceDataset`, are instances
     of :class:`Dataset`.
 
     Parameters
@@ -93,7 +93,7 @@ class Dataset:
     ValueError
         For empty data, arrays of different lengths along ``axis``, ``axis``
         out of range, a non-positive ``iteration_size`` (or ``batch_size`` of
-        a :class:`~hf.dataset.SequenceDataset`).
+        a :class:`~hf.data.SequenceDataset`).
 
     Notes
     -----
