@@ -61,7 +61,6 @@ tells how to run on a cluster and how far it scales.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import signal
@@ -72,8 +71,8 @@ import traceback
 
 import numpy as np
 
-from .data._array_like import check_finite, materialize
-from .data import Dataset
+from .data import Dataset, FiniteDataset
+from .data._array_like import materialize
 from .data import Batch
 from .reduce import ExampleMean, call
 
@@ -483,9 +482,6 @@ class ShardedDataset(Dataset):
     def check_inputs(self, variables):
         self.dataset.check_inputs(variables)
 
-    def _batch_specs(self):
-        return self.dataset._batch_specs()
-
     # ------------------------------------------------------------ batches
     def __iter__(self):
         return self.iterate()
@@ -496,19 +492,19 @@ class ShardedDataset(Dataset):
             yield self.next_batch()
 
     def next_batch(self):
-        """This rank's part of the whole dataset's next batch."""
-        from .data import ArrayDataset
-        from .data import SequenceDataset
+        """This rank's part of the whole dataset's next batch.
 
+        A dataset of known size moves its cursor (:meth:`hf.data.FiniteDataset.advance`)
+        and reads only this rank's examples of the batch
+        (:meth:`~hf.data.FiniteDataset.read` with ``part=slice(rank, None, size)``);
+        a callable's batch is drawn whole and sliced.
+        """
         ds = self.dataset
-        if isinstance(ds, ArrayDataset):
-            reader = self._array_part
-        elif isinstance(ds, SequenceDataset):
-            reader = self._sequence_part
-        else:
+        if not isinstance(ds, FiniteDataset):
             return self._slice(ds.next_batch(), "the next batch")
-        with _reading(ds, reader):
-            return ds.next_batch()
+        position = ds.advance()
+        self._check(len(ds.examples(position)), f"batch {position} of pass {ds.epoch}")
+        return ds.read(position, part=slice(self.rank, None, self.size))
 
     def take(self, n=None):
         """This rank's part of the whole dataset's ``take(n)``."""
@@ -520,25 +516,6 @@ class ShardedDataset(Dataset):
                 f"hf.mpi: {where} of {self.dataset._owner} has {n} examples, fewer than the {self.size} ranks "
                 "it is shared among; use a batch_size (and data) of at least as many examples as ranks"
             )
-
-    def _array_part(self, position):
-        ds = self.dataset
-        k = int(ds._order[position])
-        start = k * ds.batch_size
-        stop = min(start + ds.batch_size, ds.n_examples)
-        where = f"batch {k} (examples {start}:{stop})"
-        self._check(stop - start, where)
-        rows = slice(start + self.rank, stop, self.size)
-        batch = [materialize(x[(slice(None),) * a + (rows,)]) for x, a in zip(ds._arrays, ds._axes)]
-        return check_finite(batch, ds._axes, ds._owner, where, lambda bad: start + self.rank + bad * self.size)
-
-    def _sequence_part(self, position):
-        ds = self.dataset
-        start = int(ds._sizes[:position].sum())
-        indices = ds._order[start : start + int(ds._sizes[position])]
-        where = f"batch {position} of pass {ds.epoch}"
-        self._check(len(indices), where)
-        return ds._build(indices[self.rank :: self.size], where)
 
     def _slice(self, batch, where):
         axes = self.dataset.batch_axes
@@ -554,13 +531,3 @@ class ShardedDataset(Dataset):
 
     def __repr__(self):
         return f"ShardedDataset({self.dataset!r}, rank={self.rank}, size={self.size})"
-
-
-@contextlib.contextmanager
-def _reading(ds, reader):
-    """Let ``ds.next_batch`` advance its cursor as usual but read batches with ``reader``."""
-    ds._make_batch = reader  # the instance attribute shadows the class's method
-    try:
-        yield
-    finally:
-        del ds._make_batch

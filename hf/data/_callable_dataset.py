@@ -1,7 +1,7 @@
 """Callable-backed datasets: a function called for each fresh batch."""
 from ._array_like import check_array, check_specs, first_bad, is_array_like, materialize
 from .._checks import positive_int
-from ._base import Dataset
+from ._base import Dataset, is_batch_function
 
 
 class CallableDataset(Dataset):
@@ -16,6 +16,11 @@ class CallableDataset(Dataset):
     """
 
     _kind = "Dataset"
+
+    @staticmethod
+    def _builds_from(inputs):
+        """``Dataset(inputs)`` is a CallableDataset for a batch function."""
+        return is_batch_function(inputs)
 
     def __init__(self, inputs, name=None, batch_size=32, iteration_size=None, axis=0, rng=None):
         super().__init__(name, batch_size, rng)
