@@ -673,3 +673,30 @@ def test_draw_and_batches_give_hf_batches_with_the_dataset_axes_mask_and_name():
     assert [b.size for b in ds.batches()] == [len(b[0]) for b in twin.iterate()]
     seq = SequenceDataset([[np.ones((2, 1)), np.ones((3, 1))]], batch_size=2, rng=0).draw()
     assert seq.mask_index == 1 and seq.axes == (1, 1)
+
+
+def test_as_dataset_is_the_one_rule_of_both_optimizers_and_names_the_argument():
+    from hf.data import BatchList
+
+    x, y = _data(10)
+    inputs = [SimpleNamespace(name="x", ndim=2, dtype=x.dtype), SimpleNamespace(name="y", ndim=1, dtype=y.dtype)]
+    downhill = as_dataset([x, y], "train", inputs=inputs)  # a list: mini-batches of 32 (downhill)
+    full = as_dataset([x, y], "train", inputs=inputs, full_batch=True)  # HF: one full batch
+    assert (downhill.batch_size, full.batch_size, full.n_batches) == (32, 10, 1)
+    batches = as_dataset([[x, y], [x[:3], y[:3]]], "train", inputs=inputs, batch_lists=True)
+    assert isinstance(batches, BatchList) and [b.size for b in batches.batches()] == [10, 3]
+    assert as_dataset(batches, "train", batch_lists=True) is batches
+    assert isinstance(as_dataset(x, "valid"), Dataset)  # one array: a one-input dataset
+    with pytest.raises(TypeError, match=r"HFOptimizer: train must be a list of arrays .* got a single array"):
+        as_dataset(x, "train", full_batch=True, owner="HFOptimizer")
+    with pytest.raises(TypeError, match=r"cg must be an hf.Dataset, a list of arrays .* got dict"):
+        as_dataset({"x": x}, "cg", full_batch=True)
+    with pytest.raises(ValueError, match="train must hold one array per graph input, got an empty list"):
+        as_dataset([], "train", full_batch=True)
+    with pytest.raises(ValueError, match=r"SGD: valid is a list of arrays but the graph has no inputs; give valid=None"):
+        as_dataset([x, y], "valid", inputs=[], owner="SGD")
+    with pytest.raises(ValueError, match=r"train is None but the graph has inputs \('x', 'y'\); give train data"):
+        as_dataset(None, "train", inputs=inputs, required=True)
+    assert as_dataset(None, "valid", inputs=inputs) is None
+    with pytest.raises(ValueError, match=r"batch 1 holds 1 arrays, the graph has 2 inputs"):
+        as_dataset([[x, y], [x]], "train", inputs=inputs, batch_lists=True)

@@ -34,7 +34,8 @@ The package's modules, one concept each (import the names from ``hf.data``):
   :class:`SequenceDataset`;
 * ``_array_like``: what an input array may be and how batches are read;
 * ``_batch``: :class:`Batch`, :func:`batch_size_of` and :func:`split_batch`;
-* ``_coerce``: :func:`as_dataset`.
+* ``_coerce``: :func:`as_dataset` and :class:`BatchList` (downhill's list of
+  batches).
 
 Examples
 --------
@@ -57,7 +58,7 @@ from ._batch import Batch, as_batch, batch_size_of, split_batch
 from ._callable_dataset import CallableDataset
 from ._ragged import RaggedArray
 from ._sequence_dataset import SequenceDataset
-from ._coerce import as_dataset
+from ._coerce import BatchList, as_dataset
 
 __all__ = [
     "Dataset",
@@ -69,6 +70,7 @@ __all__ = [
     "Batch",
     "as_batch",
     "as_dataset",
+    "BatchList",
     "split_batch",
     "batch_size_of",
     "InputTypeError",
