@@ -9,7 +9,8 @@ in-place ``Allreduce`` of one float64 buffer that also holds the example count
 (:class:`DistributedMean`). Every rank then holds the same bits, so CG, the
 damping, backtracking and the line search run identically everywhere and no
 parameters are ever sent; :func:`check_same` confirms it every
-``consistency_check_every`` (10) updates.
+``consistency_check_every`` (10) updates (an attribute of the reducer,
+``opt.reduce``).
 
 Sharding
 --------
@@ -160,7 +161,12 @@ class DistributedMean(ExampleMean):
         Wall-clock time spent in them (waiting for the slowest rank included).
     allreduce_values : int
         float64 values reduced so far.
+    consistency_check_every : int
+        :meth:`check_after_update` checks that every rank holds the same
+        parameters every this many updates (default 10).
     """
+
+    consistency_check_every = 10
 
     def __init__(self, chunk_size=None, comm=None):
         super().__init__(chunk_size)
@@ -235,6 +241,19 @@ class DistributedMean(ExampleMean):
         n = max(1, math.ceil(fraction * self.global_size(batch)))
         local = local_count(n, self.rank, self.size)
         return batch.head(local) if local else _Weightless(batch.arrays, batch.axes, batch.mask_index, batch.source)
+
+    @property
+    def is_writer(self) -> bool:
+        """True on rank 0, the one rank that writes checkpoints and logs (all resume from its file)."""
+        return self.rank == 0
+
+    def shard(self, data):
+        """This rank's share of ``data``: :func:`shard` over this reducer's communicator."""
+        return shard(data, self.comm)
+
+    def check_same(self, arrays, what: str = "the parameters") -> None:
+        """:func:`check_same` over this reducer's communicator."""
+        check_same(self.comm, arrays, what)
 
     def mean_square_per_example(self, fn, batch, max_examples, closed_form=None):
         """``1/N Σ_i (∇f_i)²`` over this rank's part of the global first ``max_examples`` examples."""

@@ -253,7 +253,7 @@ class Optimizer(Trainer):
         self._step_fns = {}
         self._f_step = None
         self._f_eval = None
-        self._reduce = ExampleMean()  # no chunking: one call per batch
+        self.reduce = ExampleMean()  # no chunking: one call per batch
         self._init_loop()
 
     # ------------------------------------------------------------------ keywords
@@ -543,7 +543,7 @@ class Optimizer(Trainer):
 
     def _mean(self, fn, ds):
         """Outputs of ``fn`` averaged over the examples of one pass of ``ds`` (float64)."""
-        values = self._reduce.over(fn, self._batches(ds))  # one call per batch, weighted by size
+        values = self.reduce.over(fn, self._batches(ds))  # one call per batch, weighted by size
         return collections.OrderedDict(zip(self.monitor_names, map(float, values)))
 
     def evaluate(self, dataset):
