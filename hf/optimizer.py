@@ -507,8 +507,7 @@ class HFOptimizer(Trainer):
     def _dataset(self, data, name, *, required=False):
         """``data`` as a dataset by :func:`hf.data.as_dataset`'s rule, a list of arrays
         being one full batch, checked against the graph's inputs."""
-        return as_dataset(data, name, inputs=self.inputs, required=required, full_batch=True,
-                              owner="HFOptimizer")
+        return as_dataset(data, name, inputs=self.inputs, required=required, full_batch=True, owner="HFOptimizer")
 
     def _next_batch(self, ds) -> Batch:
         return Batch((), ()) if ds is None else ds.draw()
