@@ -29,9 +29,10 @@ from .curvature import (
     gauss_newton_product,
     structural_damping_product,
 )
-from .dataset import Dataset, RaggedArray, SequenceDataset
+from . import data, dataset  # noqa: F401  (hf.dataset: hf.data's older name, kept for downhill users)
+from .data import Batch, Dataset, RaggedArray, SequenceDataset, split_batch
 from .optimizer import HFOptimizer
-from .reduce import Batch, ExampleMean
+from .reduce import ExampleMean
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "SequenceDataset",
     "RaggedArray",
     "Batch",
+    "split_batch",
     "ExampleMean",
     "cg",
     "damping",

@@ -13,6 +13,12 @@ What a subclass supplies (the contract)
 ``_loop_defaults``
     A dict with the defaults of ``max_updates``, ``patience`` and
     ``validate_every`` for this optimizer.
+``reduce``
+    The :class:`hf.reduce.ExampleMean` every mean over examples goes through.
+    The loop asks it which process writes checkpoints and logs
+    (``is_writer``) and lets it check after each update that the processes
+    hold the same parameters (``check_after_update``); one process's reducer
+    answers "this one" and checks nothing.
 ``_start(train, valid, **options) -> Run``
     Check the subclass's own keywords (``options``; an unknown one is a
     ``TypeError``), turn ``train``/``valid`` into datasets, compile what is
@@ -148,7 +154,7 @@ class _StopRequest:
 def _stop_requests():
     """A :class:`_StopRequest` as the SIGINT handler for the block (None, and no
     change, off the main thread or where SIGINT has a handler other than Python's
-    default, e.g. :mod:`hf.mpi`'s)."""
+    default, e.g. one a data-parallel reducer installed)."""
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield None
@@ -202,16 +208,6 @@ class Trainer:
     _loop_defaults = {"max_updates": 1000, "patience": 10, "validate_every": 1}
     #: How progress shows by default: a tqdm bar on a terminal ('bar') or printed lines ('lines').
     _progress_style = "bar"
-    #: An mpi4py communicator when the optimizer runs data-parallel (see hf.mpi), else None.
-    comm = None
-    #: Check that every process holds the same parameters every this many updates.
-    consistency_check_every = 10
-
-    @property
-    def is_writer(self) -> bool:
-        """True for the process that logs and writes checkpoints (rank 0, or the only one)."""
-        return self.comm is None or self.comm.Get_rank() == 0
-
     def _init_loop(self):
         self.updates = 0  # all updates this optimizer has made (history, logs)
         self.call_updates = 0  # updates of the current iterate call (max_updates)
@@ -469,7 +465,7 @@ class Trainer:
             from . import checkpoint as ckpt
 
             exists = os.path.exists(settings.checkpoint)
-            if self.is_writer:
+            if self.reduce.is_writer:
                 ckpt.check_not_read_only(settings.checkpoint)
                 if not exists:
                     ckpt.check_writable(settings.checkpoint)
@@ -530,9 +526,9 @@ class Trainer:
 
     def _loop_body(self, run, s, restore_best, stop):
         bar = None
-        if s.progress in (None, "bar") and self.is_writer:
+        if s.progress in (None, "bar") and self.reduce.is_writer:
             bar = _progress_bar(s.progress, s.max_updates, self.call_updates, type(self).__name__)
-        self._print_lines = s.progress == "lines" and self.is_writer
+        self._print_lines = s.progress == "lines" and self.reduce.is_writer
         try:
             if run.valid is not None and self.call_updates == 0 and not self._last_valid:
                 self._validate(self.evaluate(run.valid), s.min_improvement)
@@ -585,10 +581,7 @@ class Trainer:
         self.history.append(metrics)
         if self._print_lines:  # before the validation line of this update
             print(_line(type(self).__name__, metrics), flush=True)
-        if self.comm is not None and self.updates % self.consistency_check_every == 0:
-            from . import mpi
-
-            mpi.check_same(self.comm, self.get_param_values(), f"the parameters after update {self.updates}")
+        self.reduce.check_after_update(self.updates, self.get_param_values)  # processes agree (several)
         if self.call_updates % s.validate_every == 0:
             self._validate_update(run, metrics, s.min_improvement)
         if s.checkpoint is not None and self.call_updates % s.checkpoint_every == 0:
@@ -647,7 +640,7 @@ class Trainer:
         """Write the full training state to ``path`` atomically (HDF5)."""
         from . import checkpoint as ckpt
 
-        if not self.is_writer:  # one process writes; all resume from its file
+        if not self.reduce.is_writer:  # one process writes; all resume from its file
             return
         state = self.state_dict()
         state["datasets"] = {

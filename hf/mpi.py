@@ -9,7 +9,8 @@ in-place ``Allreduce`` of one float64 buffer that also holds the example count
 (:class:`DistributedMean`). Every rank then holds the same bits, so CG, the
 damping, backtracking and the line search run identically everywhere and no
 parameters are ever sent; :func:`check_same` confirms it every
-``consistency_check_every`` (10) updates.
+``consistency_check_every`` (10) updates (an attribute of the reducer,
+``opt.reduce``).
 
 Sharding
 --------
@@ -61,7 +62,6 @@ tells how to run on a cluster and how far it scales.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import signal
@@ -72,9 +72,10 @@ import traceback
 
 import numpy as np
 
-from ._array_like import check_finite, materialize
-from ._dataset_base import Dataset
-from .reduce import Batch, ExampleMean, call
+from .data import Dataset, FiniteDataset
+from .data._array_like import materialize
+from .data import Batch
+from .reduce import ExampleMean, call
 
 __all__ = [
     "DistributedMean",
@@ -160,7 +161,12 @@ class DistributedMean(ExampleMean):
         Wall-clock time spent in them (waiting for the slowest rank included).
     allreduce_values : int
         float64 values reduced so far.
+    consistency_check_every : int
+        :meth:`check_after_update` checks that every rank holds the same
+        parameters every this many updates (default 10).
     """
+
+    consistency_check_every = 10
 
     def __init__(self, chunk_size=None, comm=None):
         super().__init__(chunk_size)
@@ -235,6 +241,19 @@ class DistributedMean(ExampleMean):
         n = max(1, math.ceil(fraction * self.global_size(batch)))
         local = local_count(n, self.rank, self.size)
         return batch.head(local) if local else _Weightless(batch.arrays, batch.axes, batch.mask_index, batch.source)
+
+    @property
+    def is_writer(self) -> bool:
+        """True on rank 0, the one rank that writes checkpoints and logs (all resume from its file)."""
+        return self.rank == 0
+
+    def shard(self, data):
+        """This rank's share of ``data``: :func:`shard` over this reducer's communicator."""
+        return shard(data, self.comm)
+
+    def check_same(self, arrays, what: str = "the parameters") -> None:
+        """:func:`check_same` over this reducer's communicator."""
+        check_same(self.comm, arrays, what)
 
     def mean_square_per_example(self, fn, batch, max_examples, closed_form=None):
         """``1/N Σ_i (∇f_i)²`` over this rank's part of the global first ``max_examples`` examples."""
@@ -482,9 +501,6 @@ class ShardedDataset(Dataset):
     def check_inputs(self, variables):
         self.dataset.check_inputs(variables)
 
-    def _batch_specs(self):
-        return self.dataset._batch_specs()
-
     # ------------------------------------------------------------ batches
     def __iter__(self):
         return self.iterate()
@@ -495,19 +511,19 @@ class ShardedDataset(Dataset):
             yield self.next_batch()
 
     def next_batch(self):
-        """This rank's part of the whole dataset's next batch."""
-        from ._array_dataset import ArrayDataset
-        from ._sequence_dataset import SequenceDataset
+        """This rank's part of the whole dataset's next batch.
 
+        A dataset of known size moves its cursor (:meth:`hf.data.FiniteDataset.advance`)
+        and reads only this rank's examples of the batch
+        (:meth:`~hf.data.FiniteDataset.read` with ``part=slice(rank, None, size)``);
+        a callable's batch is drawn whole and sliced.
+        """
         ds = self.dataset
-        if isinstance(ds, ArrayDataset):
-            reader = self._array_part
-        elif isinstance(ds, SequenceDataset):
-            reader = self._sequence_part
-        else:
+        if not isinstance(ds, FiniteDataset):
             return self._slice(ds.next_batch(), "the next batch")
-        with _reading(ds, reader):
-            return ds.next_batch()
+        position = ds.advance()
+        self._check(len(ds.examples(position)), f"batch {position} of pass {ds.epoch}")
+        return ds.read(position, part=slice(self.rank, None, self.size))
 
     def take(self, n=None):
         """This rank's part of the whole dataset's ``take(n)``."""
@@ -519,25 +535,6 @@ class ShardedDataset(Dataset):
                 f"hf.mpi: {where} of {self.dataset._owner} has {n} examples, fewer than the {self.size} ranks "
                 "it is shared among; use a batch_size (and data) of at least as many examples as ranks"
             )
-
-    def _array_part(self, position):
-        ds = self.dataset
-        k = int(ds._order[position])
-        start = k * ds.batch_size
-        stop = min(start + ds.batch_size, ds.n_examples)
-        where = f"batch {k} (examples {start}:{stop})"
-        self._check(stop - start, where)
-        rows = slice(start + self.rank, stop, self.size)
-        batch = [materialize(x[(slice(None),) * a + (rows,)]) for x, a in zip(ds._arrays, ds._axes)]
-        return check_finite(batch, ds._axes, ds._owner, where, lambda bad: start + self.rank + bad * self.size)
-
-    def _sequence_part(self, position):
-        ds = self.dataset
-        start = int(ds._sizes[:position].sum())
-        indices = ds._order[start : start + int(ds._sizes[position])]
-        where = f"batch {position} of pass {ds.epoch}"
-        self._check(len(indices), where)
-        return ds._build(indices[self.rank :: self.size], where)
 
     def _slice(self, batch, where):
         axes = self.dataset.batch_axes
@@ -553,13 +550,3 @@ class ShardedDataset(Dataset):
 
     def __repr__(self):
         return f"ShardedDataset({self.dataset!r}, rank={self.rank}, size={self.size})"
-
-
-@contextlib.contextmanager
-def _reading(ds, reader):
-    """Let ``ds.next_batch`` advance its cursor as usual but read batches with ``reader``."""
-    ds._make_batch = reader  # the instance attribute shadows the class's method
-    try:
-        yield
-    finally:
-        del ds._make_batch

@@ -25,7 +25,6 @@ from pytensor.graph.basic import Variable
 from . import _compile
 from . import options as _options
 from . import damping as _damping
-from . import dataset as _ds
 from ._loop import Run, Trainer, log, monitor_pairs
 from .curvature import StructuralDamping, damped_gauss_newton_product, gauss_newton_product
 from .graph import (
@@ -39,7 +38,8 @@ from .graph import (
     unflatten,
 )
 from .per_example import square_gradient_sums
-from .reduce import Batch, ExampleMean, as_batch
+from .data import Batch, as_dataset
+from .reduce import ExampleMean, reducer_for
 from .update import DampingState, UpdateConfig, hf_update
 
 __all__ = ["HFOptimizer"]
@@ -193,14 +193,8 @@ class HFOptimizer(Trainer):
         self.cg_fraction = options["cg_fraction"]
         self.preconditioner = options["preconditioner"]
         self.preconditioner_examples = options["preconditioner_examples"]
-        self.comm = comm
-        if comm is None:
-            self.reduce = ExampleMean(chunk_size)
-        else:
-            from . import mpi  # only here: a single process never imports mpi4py
-
-            self.reduce = mpi.DistributedMean(chunk_size, comm)
-            mpi.check_same(comm, [p.get_value(borrow=True) for p in params], "the initial parameters")
+        self.reduce = reducer_for(comm, options["chunk_size"])  # comm=None: one process, hf.mpi never imported
+        self.reduce.check_same([p.get_value(borrow=True) for p in params], "the initial parameters")
         self.forward_cache = options["forward_cache"]
         self.cache_bytes = options["cache_bytes"]
         self.jv = options["jv"]
@@ -246,6 +240,16 @@ class HFOptimizer(Trainer):
                 name, value = "structural_damping_weight", self.config.structural_weight
             if name != "comm":
                 self._given_options[name] = value
+
+    @property
+    def consistency_check_every(self):
+        """Every this many updates the reducer checks that all processes hold the same
+        parameters (10 for a data-parallel reducer; None for one process). Settable."""
+        return self.reduce.consistency_check_every
+
+    @consistency_check_every.setter
+    def consistency_check_every(self, value):
+        self.reduce.consistency_check_every = value
 
     @property
     def damping(self) -> float:
@@ -406,44 +410,18 @@ class HFOptimizer(Trainer):
         return self.reduce.mean_square_per_example(self._f_loss_grad, batch, max_examples, closed_form=closed)
 
     # ------------------------------------------------------------------ data
-    def _dataset(self, data, name):
-        if data is None:
-            return None
-        if isinstance(data, np.ndarray):
-            raise TypeError(f"{name} must be a list of arrays (one per graph input), got a single array")
-        if isinstance(data, _ds.Dataset) or callable(data):
-            ds = _ds.as_dataset(data, name)
-        elif isinstance(data, (list, tuple)):
-            if not data:
-                raise ValueError(f"{name} must hold one array per graph input, got an empty list")
-            # Arrays given directly form one full batch: full-batch HF.
-            first = data[0]
-            n = first.shape[0] if getattr(first, "ndim", None) else len(first)  # sparse matrices have no len()
-            ds = _ds.as_dataset(data, name, batch_size=max(int(n), 1), rng=0)
-        else:
-            raise TypeError(
-                f"{name} must be an hf.Dataset, a list of arrays (one per graph input) or a callable, "
-                f"got {type(data).__name__}"
-            )
-        if not self.inputs:
-            raise ValueError(
-                f"{name} data were given but the graph has no inputs; pass inputs=[...] to HFOptimizer"
-            )
-        ds.check_inputs(self.inputs)
-        return ds
+    def _dataset(self, data, name, *, required=False):
+        """``data`` as a dataset by :func:`hf.data.as_dataset`'s rule, a list of arrays
+        being one full batch, checked against the graph's inputs."""
+        return as_dataset(data, name, inputs=self.inputs, required=required, full_batch=True, owner="HFOptimizer")
 
     def _next_batch(self, ds) -> Batch:
-        if ds is None:
-            return Batch((), ())
-        return as_batch(ds.next_batch(), ds.batch_axes, ds.mask_index, source=_source(ds))
+        return Batch((), ()) if ds is None else ds.draw()
 
     def evaluate(self, dataset) -> collections.OrderedDict:
         """Loss and monitors averaged over one pass (``iteration_size`` batches) of ``dataset``."""
-        ds = self._dataset(dataset, "valid") if dataset is not None else None
-        if ds is None:
-            batches = [Batch((), ())]
-        else:
-            batches = [as_batch(b, ds.batch_axes, ds.mask_index, source=_source(ds)) for b in ds.iterate()]
+        ds = self._dataset(dataset, "valid")
+        batches = [Batch((), ())] if ds is None else list(ds.batches())
         values = self.reduce.over(self._f_loss, batches)
         return collections.OrderedDict(zip(["loss"] + [n for n, _ in self.monitors], map(float, values)))
 
@@ -474,11 +452,7 @@ class HFOptimizer(Trainer):
     def _start(self, train, valid, cg=None, **unknown):
         if unknown:
             raise TypeError(f"HFOptimizer.iterate() got unexpected keyword argument(s) {sorted(unknown)}")
-        if train is None and self.inputs:
-            raise ValueError(
-                f"train is None but the graph has inputs {[str(x) for x in self.inputs]}: pass training data"
-            )
-        train_ds = self._dataset(train, "train")
+        train_ds = self._dataset(train, "train", required=True)
         valid_ds = self._dataset(valid, "valid")
         cg_ds = self._dataset(cg, "cg")
         datasets = {k: v for k, v in (("train", train_ds), ("valid", valid_ds), ("cg", cg_ds)) if v is not None}
@@ -495,10 +469,8 @@ class HFOptimizer(Trainer):
             # worse on examples/rnn.py's addition (81% vs solved in 80 s) but better on
             # its memorization (solved at 18 s vs 53% at 60 s): one seed each, so the
             # simpler choice stays (README, "Longest T solved within 30 minutes").
-            if self.comm is None:
-                cg_batch = batch.head(max(1, math.ceil(self.cg_fraction * batch.size)))
-            else:  # this rank's part of the same examples of the global batch (hf.mpi)
-                cg_batch = self.reduce.head(batch, self.cg_fraction)
+            # With several processes, each takes its part of the same examples of the global batch.
+            cg_batch = self.reduce.head(batch, self.cg_fraction)
         if not self._mean_checked:
             self._check_mean_cost(batch)
         if not self._batch_checked:
@@ -764,8 +736,3 @@ def _call_on(fn, batch, *args):
 
     return call(fn, batch, *args)
 
-
-def _source(ds) -> str:
-    """How a batch's origin is named in error messages."""
-    name = getattr(ds, "name", None)
-    return f"dataset {name!r}" if name else "a dataset"

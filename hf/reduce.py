@@ -4,67 +4,45 @@ Loss, gradient, Gauss-Newton products and per-example gradient squares are all
 computed by calling a compiled function on a batch and averaging the results
 over examples here. Large batches are split into chunks of at most
 ``chunk_size`` examples, evaluated one after another and combined weighted by
-their true sizes, so peak memory is bounded by the chunk, not the batch. A later
-data-parallel version replaces :meth:`ExampleMean.__call__` with a distributed sum.
+their true sizes, so peak memory is bounded by the chunk, not the batch.
+
+The reducer is also the optimizers' one seam to data parallelism: besides the
+means it says which process writes checkpoints and logs (:attr:`ExampleMean.is_writer`),
+takes the CG batch's head (:meth:`ExampleMean.head`), shards a dataset
+(:meth:`ExampleMean.shard`) and checks that the processes hold the same
+parameters (:meth:`ExampleMean.check_same`, :meth:`ExampleMean.check_after_update`).
+:class:`ExampleMean` gives one process's answers; :func:`reducer_for` builds
+:class:`hf.mpi.DistributedMean` for an MPI communicator, so the optimizers and
+the training loop never see MPI.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
+import math
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from ._checks import positive_int
-from .dataset import batch_size_of, split_batch
+from .data import Batch, as_batch  # noqa: F401  (as_batch: imported from here before hf.data)
 
-__all__ = ["Batch", "ExampleMean", "as_batch", "call"]
+__all__ = ["Batch", "ExampleMean", "as_batch", "call", "reducer_for"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Batch:
-    """A batch of graph inputs and where its examples lie.
+def reducer_for(comm=None, chunk_size: int | None = None) -> "ExampleMean":
+    """The reducer of an optimizer given ``comm=``: :class:`ExampleMean` for one process
+    (None), :class:`hf.mpi.DistributedMean` for an mpi4py communicator.
 
-    Parameters
-    ----------
-    arrays : tuple of ndarray
-        Values for the graph inputs, in order.
-    axes : tuple of int
-        For each array, the axis that indexes examples.
-    mask_index : int or None
-        Index of a time-major ``(T, batch)`` mask among ``arrays``: chunks of a
-        padded sequence batch are then trimmed to their own longest sequence.
-    source : str
-        Where the batch came from (e.g. ``"dataset 'train'"``), for error messages.
+    ``hf.mpi`` (and so mpi4py) is imported only for a communicator: one process
+    never imports it.
     """
+    if comm is None:
+        return ExampleMean(chunk_size)
+    from . import mpi
 
-    arrays: tuple
-    axes: tuple
-    mask_index: int | None = None
-    source: str = ""
-
-    @property
-    def size(self) -> int:
-        """Number of examples (1 for a batch with no arrays: data held in the graph)."""
-        if not self.arrays:
-            return 1
-        return batch_size_of(self.arrays, self.axes)
-
-    def chunks(self, chunk_size: int | None):
-        """Yield ``(chunk, n_examples)`` pairs covering the batch in order."""
-        if not self.arrays:
-            yield self, 1
-            return
-        for arrays, n in split_batch(self.arrays, self.axes, chunk_size, self.mask_index):
-            yield Batch(tuple(arrays), self.axes, self.mask_index, self.source), n
-
-    def head(self, n: int) -> "Batch":
-        """The first ``n`` examples (the whole batch if it is smaller)."""
-        if n >= self.size:
-            return self
-        return next(self.chunks(n))[0]
+    return mpi.DistributedMean(chunk_size, comm)
 
 
 class ExampleMean:
@@ -86,7 +64,17 @@ class ExampleMean:
     ends in :meth:`combine`, which divides; a data-parallel subclass
     (:class:`hf.mpi.DistributedMean`) overrides :meth:`combine` alone, to add the
     sums of all processes first.
+
+    The rest of the process-level interface has one process's answers here:
+    this process writes (:attr:`is_writer`), a batch's head is its own
+    (:meth:`head`), a dataset is not sharded (:meth:`shard`), and there is no
+    other process to disagree with (:meth:`check_same`,
+    :meth:`check_after_update`).
     """
+
+    #: Check that all processes hold the same parameters every this many updates
+    #: (:meth:`check_after_update`); None: never (one process has no other to check).
+    consistency_check_every = None
 
     def __init__(self, chunk_size: int | None = None):
         self.chunk_size = positive_int("chunk_size", chunk_size, allow_none=True)
@@ -104,6 +92,31 @@ class ExampleMean:
             name = getattr(fn, "name", None) or repr(fn)
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
+    # ------------------------------------------------------------------ processes
+    @property
+    def is_writer(self) -> bool:
+        """True for the process that writes checkpoints and logs (the only one here)."""
+        return True
+
+    def head(self, batch: Batch, fraction: float) -> Batch:
+        """The first ``ceil(fraction · N)`` examples (at least one) of a batch of ``N``: the CG batch."""
+        return batch.head(max(1, math.ceil(fraction * batch.size)))
+
+    def shard(self, data):
+        """This process's share of ``data`` (a dataset or a list of arrays): all of it here."""
+        return data
+
+    def check_same(self, arrays, what: str = "the parameters") -> None:
+        """Raise unless every process holds bit-identical ``arrays`` (nothing to compare here)."""
+
+    def check_after_update(self, update: int, values: Callable) -> None:
+        """After update number ``update``, every :attr:`consistency_check_every` updates,
+        :meth:`check_same` on ``values()`` (the parameters); never called here."""
+        every = self.consistency_check_every
+        if every and update % every == 0:
+            self.check_same(values(), f"the parameters after update {update}")
+
+    # ------------------------------------------------------------------ means
     def combine(self, totals: list, count: int) -> list:
         """Means from this process's size-weighted sums ``totals`` over ``count`` examples."""
         if not count:
@@ -303,11 +316,3 @@ def _used_as_index(outputs) -> set:
         if (name in _VALUE_PRESERVING or cast) and owner.inputs:
             seeds.append(owner.inputs[0])
     return found
-
-
-def as_batch(arrays: Sequence, axes: Sequence[int], mask_index: int | None = None, *, source: str = "") -> Batch:
-    """Build a :class:`Batch` after checking the arrays agree on their example count."""
-    batch = Batch(tuple(arrays), tuple(axes), mask_index, source)
-    if batch.arrays:
-        batch_size_of(batch.arrays, batch.axes)  # raises if the arrays disagree
-    return batch

@@ -52,12 +52,12 @@ from pytensor.graph.basic import Variable
 from . import _checks
 from . import cg as _cg
 from . import damping as _damping
-from ._array_like import check_specs
+from .data._array_like import check_specs
 from ._loop import Run
 from ._rng_state import rng_from_state, rng_state, set_rng_state
 from .curvature import StructuralDamping
 from .optimizer import HFOptimizer
-from .reduce import Batch
+from .data import Batch
 from .update import DampingState
 
 __all__ = ["hf_optimizer", "SequenceDataset", "ItemHFOptimizer"]

@@ -615,3 +615,88 @@ def test_split_sequence_batch_trims_each_chunk():
     assert min(steps) < mask.shape[0]
     with pytest.raises(ValueError, match="mask .* must be time-major"):
         next(split_batch(batch, ds.batch_axes, 7, mask_index=2))
+
+
+# --------------------------------------------------------------------------- the package's seams
+
+def test_subclasses_register_with_the_base_and_the_base_imports_none_of_them():
+    import inspect
+
+    import hf.data._base as base
+
+    assert "import" not in inspect.getsource(Dataset.__new__)
+    assert [c.__name__ for c in Dataset._builders] == ["ArrayDataset", "CallableDataset"]
+    assert not any(name in inspect.getsource(base) for name in ("_array_dataset", "_callable_dataset"))
+
+    class Mine(ArrayDataset):  # a subclass that defines no _builds_from is not a builder
+        pass
+
+    assert Mine not in Dataset._builders and type(Dataset([np.zeros((3, 1))])) is ArrayDataset
+
+
+def test_read_gives_the_batch_at_a_position_and_advance_moves_the_cursor():
+    x, y = _data(10)
+    ds, twin = (Dataset([x, y], batch_size=4, rng=3) for _ in range(2))
+    for _ in range(2 * ds.n_batches + 1):  # across passes: the order is reshuffled on each wrap
+        position = ds.advance()
+        rows = ds.examples(position)
+        got, want = ds.read(position), twin.next_batch()
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[1], y[rows.start:rows.stop])
+        part = ds.read(position, part=slice(1, None, 2))  # a strided share of the batch
+        np.testing.assert_array_equal(part[0], x[rows.start + 1:rows.stop:2])
+    assert ds.state_dict()["cursor"] == twin.state_dict()["cursor"]
+    with pytest.raises(ValueError, match=r"batch position 3 is not in range\(3\)"):
+        ds.read(3)
+    with pytest.raises(ValueError, match="part must be a slice with a positive step"):
+        ds.read(0, part=slice(None, None, -1))
+
+
+def test_read_of_a_sequence_dataset_pads_a_part_to_its_own_longest():
+    seqs = [np.ones((t, 1)) for t in (1, 5, 2, 3)]
+    ds = SequenceDataset([seqs], batch_size=4, rng=0)
+    position = ds.advance()
+    order = ds.examples(position)
+    part = ds.read(position, part=slice(0, None, 2))
+    lengths = [len(seqs[i]) for i in order[0::2]]
+    assert part[0].shape == (max(lengths), 2, 1) and part[-1].sum() == sum(lengths)
+
+
+def test_draw_and_batches_give_hf_batches_with_the_dataset_axes_mask_and_name():
+    import hf
+
+    x, y = _data(10)
+    ds, twin = Dataset([x, y], name="train", batch_size=4, rng=0), Dataset([x, y], batch_size=4, rng=0)
+    batch = ds.draw()
+    assert isinstance(batch, hf.Batch) and batch.axes == (0, 0) and batch.source == "dataset 'train'"
+    np.testing.assert_array_equal(batch.arrays[0], twin.next_batch()[0])
+    assert [b.size for b in ds.batches()] == [len(b[0]) for b in twin.iterate()]
+    seq = SequenceDataset([[np.ones((2, 1)), np.ones((3, 1))]], batch_size=2, rng=0).draw()
+    assert seq.mask_index == 1 and seq.axes == (1, 1)
+
+
+def test_as_dataset_is_the_one_rule_of_both_optimizers_and_names_the_argument():
+    from hf.data import BatchList
+
+    x, y = _data(10)
+    inputs = [SimpleNamespace(name="x", ndim=2, dtype=x.dtype), SimpleNamespace(name="y", ndim=1, dtype=y.dtype)]
+    downhill = as_dataset([x, y], "train", inputs=inputs)  # a list: mini-batches of 32 (downhill)
+    full = as_dataset([x, y], "train", inputs=inputs, full_batch=True)  # HF: one full batch
+    assert (downhill.batch_size, full.batch_size, full.n_batches) == (32, 10, 1)
+    batches = as_dataset([[x, y], [x[:3], y[:3]]], "train", inputs=inputs, batch_lists=True)
+    assert isinstance(batches, BatchList) and [b.size for b in batches.batches()] == [10, 3]
+    assert as_dataset(batches, "train", batch_lists=True) is batches
+    assert isinstance(as_dataset(x, "valid"), Dataset)  # one array: a one-input dataset
+    with pytest.raises(TypeError, match=r"HFOptimizer: train must be a list of arrays .* got a single array"):
+        as_dataset(x, "train", full_batch=True, owner="HFOptimizer")
+    with pytest.raises(TypeError, match=r"cg must be an hf.Dataset, a list of arrays .* got dict"):
+        as_dataset({"x": x}, "cg", full_batch=True)
+    with pytest.raises(ValueError, match="train must hold one array per graph input, got an empty list"):
+        as_dataset([], "train", full_batch=True)
+    with pytest.raises(ValueError, match=r"SGD: valid is a list of arrays but the graph has no inputs; give valid=None"):
+        as_dataset([x, y], "valid", inputs=[], owner="SGD")
+    with pytest.raises(ValueError, match=r"train is None but the graph has inputs \('x', 'y'\); give train data"):
+        as_dataset(None, "train", inputs=inputs, required=True)
+    assert as_dataset(None, "valid", inputs=inputs) is None
+    with pytest.raises(ValueError, match=r"batch 1 holds 1 arrays, the graph has 2 inputs"):
+        as_dataset([[x, y], [x]], "train", inputs=inputs, batch_lists=True)

@@ -219,6 +219,34 @@ def test_check_same_names_the_ranks_that_differ():
         mpi.check_same(OneRank([same, other]), a, "the parameters after update 10")
 
 
+def test_the_reducer_answers_what_the_loop_asks_one_process_and_several(fake_mpi, monkeypatch):
+    from hf.reduce import ExampleMean, reducer_for
+
+    one = reducer_for(None, chunk_size=4)
+    batch = hf.Batch((np.zeros((11, 2)),), (0,))
+    assert type(one) is ExampleMean and one.is_writer and one.consistency_check_every is None
+    assert one.head(batch, 0.25).size == 3 and one.shard(batch) is batch
+    one.check_same([np.zeros(2)], "x")  # no other process: nothing to compare
+    one.check_after_update(10, lambda: pytest.fail("one process never reads the parameters to check them"))
+
+    class Rank1(OneRank):
+        def Get_rank(self):
+            return 1
+
+        def Get_size(self):
+            return 2
+
+    a = [np.arange(3.0)]
+    other = (mpi._digest([np.arange(3.0) + 1]), 0.0)
+    several = reducer_for(Rank1([other]), chunk_size=4)
+    assert isinstance(several, mpi.DistributedMean) and not several.is_writer
+    several.check_after_update(9, lambda: pytest.fail("checked only every consistency_check_every (10) updates"))
+    with pytest.raises(RuntimeError, match=r"the parameters after update 10 differ between ranks"):
+        several.check_after_update(10, lambda: a)
+    monkeypatch.setattr(mpi, "shard", lambda data, comm: ("shard", data, comm))
+    assert several.shard("data") == ("shard", "data", several.comm)
+
+
 def test_one_process_never_imports_mpi4py():
     code = ("import sys, numpy as np, pytensor, pytensor.tensor as pt, hf\n"
             "W = pytensor.shared(np.zeros((2, 2))); x = pt.matrix('x'); s = x @ W\n"

@@ -19,11 +19,11 @@ defaults; :func:`kingma_ba_adam` gives the keywords of Kingma & Ba's Algorithm 1
 and :func:`sutskever_momentum` the momentum schedule of Sutskever et al. 2013
 for ``NAG``, the baselines a comparison should use. The training loop, datasets and
 checkpoints are shared with :class:`hf.HFOptimizer` (:mod:`hf._loop`,
-:mod:`hf.dataset`, :mod:`hf.checkpoint`).
+:mod:`hf.data`, :mod:`hf.checkpoint`).
 """
 
 from .. import dataset  # noqa: F401  (downhill.dataset)
-from ..dataset import Dataset
+from ..data import Dataset
 from . import algorithms, base  # noqa: F401  (downhill-style module attributes)
 from .algorithms import ADADELTA, ADAGRAD, ESGD, NAG, SGD, Adam, RMSProp, RProp
 from .base import HYPERPARAMETERS, LOOP_KEYWORDS, Optimizer, build, minimize

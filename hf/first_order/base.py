@@ -38,8 +38,9 @@ from .. import _checks, _compile
 from .._loop import Run, Trainer, log, monitor_pairs
 from ..graph import check_connected, check_inputs_used, find_inputs_and_params, is_trainable
 from .._rng_state import rng_from_state, rng_state, set_rng_state
-from ..dataset import Dataset, as_dataset
-from ..reduce import Batch, ExampleMean, as_batch
+from ..data import Batch, BatchList, Dataset, as_dataset
+from ..data._coerce import is_batch_list
+from ..reduce import ExampleMean
 from . import hyperparameters as hp
 from .hyperparameters import HYPERPARAMETERS, halflife_to_decay  # noqa: F401  (halflife_to_decay: old home)
 
@@ -70,31 +71,6 @@ DATASET_KEYWORDS = ("batch_size", "iteration_size", "axis", "rng")
 #: built, and a value other than the optimizer's is ignored with a warning.
 BUILD_KEYWORDS = ("loss", "params", "inputs", "algo", "updates", "monitors", "monitor_gradients",
                   "hv_method", "train_batches", "valid_batches")
-
-
-def _is_batch_list(data):
-    """downhill's list of batches, ``[[x1, y1], [x2, y2]]``: a list whose items are lists of arrays."""
-    return (isinstance(data, (list, tuple)) and len(data) > 0
-            and all(isinstance(b, (list, tuple)) for b in data))
-
-
-class _BatchList:
-    """A fixed list of batches, each epoch going through all of them in order (downhill's
-    ``iterate(train=[[y]])``). It has no cursor, so a resumed run is exact without one."""
-
-    def __init__(self, data, name, inputs):
-        self.name = name
-        self.batches = []
-        for i, batch in enumerate(data):
-            arrays = [np.asarray(a) if not hasattr(a, "shape") else a for a in batch]
-            if len(arrays) != len(inputs):
-                raise ValueError(f"{name}: batch {i} holds {len(arrays)} arrays, the graph has "
-                                 f"{len(inputs)} inputs ({', '.join(repr(v.name) for v in inputs)})")
-            for j, (a, v) in enumerate(zip(arrays, inputs)):
-                if a.ndim != v.ndim:
-                    raise ValueError(f"{name}: batch {i}, input {j} ({v.name!r}) expects ndim {v.ndim}, "
-                                     f"got {a.ndim}")
-            self.batches.append(as_batch(arrays, [0] * len(arrays), source=f"batch {i} of {name!r}"))
 
 
 class _Unmoved:
@@ -277,7 +253,7 @@ class Optimizer(Trainer):
         self._step_fns = {}
         self._f_step = None
         self._f_eval = None
-        self._reduce = ExampleMean()  # no chunking: one call per batch
+        self.reduce = ExampleMean()  # no chunking: one call per batch
         self._init_loop()
 
     # ------------------------------------------------------------------ keywords
@@ -553,43 +529,21 @@ class Optimizer(Trainer):
 
     # ------------------------------------------------------------------ data
     def _dataset(self, data, name, **kwargs):
-        if isinstance(data, (Dataset, _BatchList)):
-            if kwargs:
-                log.info("%s: %s not applied: %s is already a Dataset or a list of batches",
-                         type(self).__name__, ", ".join(kwargs), name)
-            if isinstance(data, Dataset):
-                if not self.inputs:
-                    raise ValueError(f"{type(self).__name__}: {name} is a Dataset but the graph has no inputs; "
-                                     f"give {name}=None")
-                data.check_inputs(self.inputs)
-            return data
-        if _is_batch_list(data):
-            return _BatchList(data, name, self.inputs)
-        if data is None:
-            if self.inputs:
-                names = ", ".join(repr(v.name) for v in self.inputs)
-                raise ValueError(f"{type(self).__name__}: the graph has inputs ({names}); give {name} data")
-            return None
-        if not self.inputs and not isinstance(data, Dataset):
-            raise ValueError(f"{type(self).__name__}: {name} data given but the graph has no inputs")
-        ds = as_dataset(data, name=name, **kwargs)  # a single array is a one-input dataset
-        ds.check_inputs(self.inputs)
-        return ds
+        """``data`` as a dataset by :func:`hf.data.as_dataset`'s rule, a list of lists of
+        arrays being downhill's list of batches, checked against the graph's inputs."""
+        return as_dataset(data, name, inputs=self.inputs, required=True, batch_lists=True,
+                          owner=type(self).__name__, **kwargs)
 
     def _batches(self, ds):
+        """One pass of ``ds`` as :class:`hf.Batch` objects (one empty batch without data)."""
         if ds is None:
             yield Batch((), ())
             return
-        if isinstance(ds, _BatchList):
-            yield from ds.batches
-            return
-        source = f"dataset {ds.name!r}" if getattr(ds, "name", None) else "a dataset"
-        for arrays in ds.iterate():
-            yield Batch(tuple(arrays), tuple(ds.batch_axes), None, source)
+        yield from ds.batches()
 
     def _mean(self, fn, ds):
         """Outputs of ``fn`` averaged over the examples of one pass of ``ds`` (float64)."""
-        values = self._reduce.over(fn, self._batches(ds))  # one call per batch, weighted by size
+        values = self.reduce.over(fn, self._batches(ds))  # one call per batch, weighted by size
         return collections.OrderedDict(zip(self.monitor_names, map(float, values)))
 
     def evaluate(self, dataset):
@@ -606,7 +560,7 @@ class Optimizer(Trainer):
             ``'loss'``, the monitors, and ``grad(<param>)`` with ``monitor_gradients``.
             Batches are weighted by their number of examples.
         """
-        if isinstance(dataset, _Unmoved) and isinstance(dataset.dataset, _BatchList):
+        if isinstance(dataset, _Unmoved) and isinstance(dataset.dataset, BatchList):
             dataset = dataset.dataset
         if isinstance(dataset, _Unmoved):
             state = dataset.dataset.state_dict()
@@ -892,7 +846,7 @@ def minimize(
         train_batches = kwargs.pop("iteration_size")
 
     def wrap(d, name, batches):
-        if d is None or isinstance(d, Dataset) or _is_batch_list(d):
+        if d is None or isinstance(d, Dataset) or is_batch_list(d):
             return d
         return as_dataset(d, name=name, batch_size=batch_size, iteration_size=batches, **data)
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._array_like import is_array_like
-from ._checks import is_int
+from .._checks import is_int
 
 __all__ = ["RaggedArray"]
 

@@ -1,14 +1,22 @@
-"""Batch helpers: the number of examples in a batch, and cutting a batch into chunks.
+"""What the optimizers consume: :class:`Batch`, and the helpers that count and cut batches.
 
 A batch is a list of arrays with the examples of each on its own axis (the
-dataset's ``batch_axes``); :func:`split_batch` cuts it into bounded-memory
-chunks, trimming time-major sequence chunks to their own longest sequence.
+dataset's ``batch_axes``). :class:`Batch` holds the arrays with those axes, the
+mask's position and where the batch came from; every dataset gives one with
+:meth:`hf.Dataset.draw`. :func:`batch_size_of` counts a batch's examples and
+:func:`split_batch` cuts it into bounded-memory chunks, trimming time-major
+sequence chunks to their own longest sequence.
 """
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
 import numpy as np
 
-from ._checks import is_int, positive_int
+from .._checks import is_int, positive_int
 
-__all__ = ["batch_size_of", "split_batch"]
+__all__ = ["Batch", "as_batch", "batch_size_of", "split_batch"]
 
 
 def _normalize_axes(batch, batch_axes):
@@ -115,3 +123,55 @@ def split_batch(batch, batch_axes, chunk_size, mask_index=None):
             t = int(steps[-1]) + 1 if steps.size else 0
             chunk = [c[:t] if a == 1 else c for c, a in zip(chunk, axes)]
         yield chunk, stop - start
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """A batch of graph inputs and where its examples lie.
+
+    Parameters
+    ----------
+    arrays : tuple of ndarray
+        Values for the graph inputs, in order.
+    axes : tuple of int
+        For each array, the axis that indexes examples.
+    mask_index : int or None
+        Index of a time-major ``(T, batch)`` mask among ``arrays``: chunks of a
+        padded sequence batch are then trimmed to their own longest sequence.
+    source : str
+        Where the batch came from (e.g. ``"dataset 'train'"``), for error messages.
+    """
+
+    arrays: tuple
+    axes: tuple
+    mask_index: int | None = None
+    source: str = ""
+
+    @property
+    def size(self) -> int:
+        """Number of examples (1 for a batch with no arrays: data held in the graph)."""
+        if not self.arrays:
+            return 1
+        return batch_size_of(self.arrays, self.axes)
+
+    def chunks(self, chunk_size: int | None):
+        """Yield ``(chunk, n_examples)`` pairs covering the batch in order."""
+        if not self.arrays:
+            yield self, 1
+            return
+        for arrays, n in split_batch(self.arrays, self.axes, chunk_size, self.mask_index):
+            yield Batch(tuple(arrays), self.axes, self.mask_index, self.source), n
+
+    def head(self, n: int) -> "Batch":
+        """The first ``n`` examples (the whole batch if it is smaller)."""
+        if n >= self.size:
+            return self
+        return next(self.chunks(n))[0]
+
+
+def as_batch(arrays: Sequence, axes: Sequence[int], mask_index: int | None = None, *, source: str = "") -> Batch:
+    """Build a :class:`Batch` after checking the arrays agree on their example count."""
+    batch = Batch(tuple(arrays), tuple(axes), mask_index, source)
+    if batch.arrays:
+        batch_size_of(batch.arrays, batch.axes)  # raises if the arrays disagree
+    return batch

@@ -2,14 +2,14 @@
 import numpy as np
 
 from ._array_like import check_array, check_finite, is_input, take_slice
-from ._checks import is_int
-from ._dataset_base import FiniteDataset, permutation
+from .._checks import is_int
+from ._base import FiniteDataset, is_batch_function, permutation
 
 
 class ArrayDataset(FiniteDataset):
     """Mini-batches of a list of arrays; what ``Dataset(arrays, ...)`` builds.
 
-    Parameters are those of :class:`~hf.dataset.Dataset` with ``inputs`` a
+    Parameters are those of :class:`~hf.data.Dataset` with ``inputs`` a
     list or tuple of arrays, or one array (a dataset of one input).  A
     ``batch_size`` of 0 or less puts all the examples in one batch (as in
     downhill); ``batch_size`` is then the number of examples.  In messages,
@@ -18,6 +18,11 @@ class ArrayDataset(FiniteDataset):
     """
 
     _kind = "Dataset"
+
+    @staticmethod
+    def _builds_from(inputs):
+        """``Dataset(inputs)`` is an ArrayDataset for anything but a batch function."""
+        return not is_batch_function(inputs)
 
     def __init__(self, inputs, name=None, batch_size=32, iteration_size=None, axis=0, rng=None):
         whole = is_int(batch_size) and batch_size <= 0  # one batch of all the examples
@@ -79,15 +84,26 @@ class ArrayDataset(FiniteDataset):
         """list of int: axis along which examples lie, for each array of a batch."""
         return list(self._axes)
 
-    def _make_batch(self, position):
-        k = int(self._order[position])
+    def examples(self, position):
+        """The examples of batch ``position`` of the current pass: a ``range`` (contiguous)."""
+        k = int(self._order[self._position(position)])
         start = k * self.batch_size
-        stop = min(start + self.batch_size, self.n_examples)
-        return self._read(start, stop, f"batch {k} (examples {start}:{stop})")
+        return range(start, min(start + self.batch_size, self.n_examples))
 
-    def _read(self, start, stop, where):
-        batch = [take_slice(x, a, start, stop) for x, a in zip(self._arrays, self._axes)]
-        return check_finite(batch, self._axes, self._owner, where, lambda bad: start + bad)
+    def read(self, position, part=None):
+        """The arrays of batch ``position`` of the current pass (see :meth:`FiniteDataset.read`).
+
+        Batch ``k`` of the data is one slice of every array (a strided one for
+        a ``part``), so an HDF5 file is read in one selection per input.
+        """
+        examples = self.examples(position)
+        where = f"batch {examples.start // self.batch_size} (examples {examples.start}:{examples.stop})"
+        return self._read(self._part(examples, part, position), where)
+
+    def _read(self, rows, where):
+        """The arrays of the examples ``rows`` (a range with a positive step)."""
+        batch = [take_slice(x, a, rows.start, rows.stop, rows.step) for x, a in zip(self._arrays, self._axes)]
+        return check_finite(batch, self._axes, self._owner, where, lambda bad: rows[bad])
 
     def take(self, n=None):
         """The first ``n`` examples of the data, in their natural order.
@@ -105,7 +121,7 @@ class ArrayDataset(FiniteDataset):
         batch : list of arrays
         """
         n = self._check_take(n)
-        return self._read(0, n, f"examples 0:{n}")
+        return self._read(range(0, n), f"examples 0:{n}")
 
     def _batch_specs(self):
         return [(len(x.shape), np.dtype(x.dtype)) for x in self._arrays]

@@ -2,8 +2,8 @@
 import numpy as np
 
 from ._array_like import check_array, first_bad, is_float, take_rows
-from ._checks import boolean
-from ._dataset_base import FiniteDataset, permutation
+from .._checks import boolean
+from ._base import FiniteDataset, permutation
 from ._ragged import RaggedArray
 
 __all__ = ["SequenceDataset"]
@@ -180,9 +180,19 @@ class SequenceDataset(FiniteDataset):
         """list of int: 1 for ragged inputs and the mask (last), 0 for static inputs."""
         return list(self._axes)
 
-    def _make_batch(self, position):
+    def examples(self, position):
+        """The sequences of batch ``position`` of the current pass (int64 array, a copy)."""
+        position = self._position(position)
         start = int(self._sizes[:position].sum())
-        indices = self._order[start:start + int(self._sizes[position])]
+        return self._order[start:start + int(self._sizes[position])].copy()
+
+    def read(self, position, part=None):
+        """Batch ``position`` of the current pass, padded (see :meth:`FiniteDataset.read`).
+
+        With a ``part``, the batch holds only those sequences, padded to their
+        own longest.
+        """
+        indices = self._part(self.examples(position), part, position)
         return self._build(indices, f"batch {position} of pass {self.epoch}")
 
     def _build(self, indices, where):

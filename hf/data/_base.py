@@ -3,8 +3,8 @@
 :class:`Dataset` holds the name, batch size, random generator, iteration
 size and the count of batches drawn, yields batches with :meth:`~Dataset.iterate`,
 checks them against a graph's inputs and saves and restores its state.
-``Dataset(inputs, ...)`` itself builds an :class:`~hf._array_dataset.ArrayDataset`
-for a list of arrays and a :class:`~hf._callable_dataset.CallableDataset` for a
+``Dataset(inputs, ...)`` itself builds an :class:`~hf.data.ArrayDataset`
+for a list of arrays and a :class:`~hf.data.CallableDataset` for a
 function.  :class:`FiniteDataset` adds the cursor over data of known size, visited
 in passes whose order is reshuffled on each wrap (arrays and sequences).
 """
@@ -14,15 +14,17 @@ import itertools
 import numpy as np
 
 from ._array_like import check_specs, is_input
-from ._checks import is_int, positive_int, rng_from
-from ._rng_state import rng_from_state, rng_state, set_rng_state
+from ._batch import as_batch
+from .._checks import is_int, positive_int, rng_from
+from .._rng_state import rng_from_state, rng_state, set_rng_state
 
 
 #: Numbers the datasets built without a name: 'dataset0', 'dataset1', ... (downhill's default names).
 _unnamed = itertools.count()
 
 
-def _is_batch_function(inputs):
+def is_batch_function(inputs):
+    """True for a callable that returns batches (not an array, a shared variable or a list)."""
     return callable(inputs) and not is_input(inputs) and not isinstance(inputs, (list, tuple))
 
 
@@ -38,9 +40,9 @@ def permutation(order, n):
 class Dataset:
     """Mini-batches of a list of arrays, or of a batch-returning callable.
 
-    ``Dataset(inputs, ...)`` returns an :class:`~hf.dataset.ArrayDataset` for
-    a list of arrays and a :class:`~hf.dataset.CallableDataset` for a
-    callable; both, and :class:`~hf.dataset.SequenceDataset`, are instances
+    ``Dataset(inputs, ...)`` returns an :class:`~hf.data.ArrayDataset` for
+    a list of arrays and a :class:`~hf.data.CallableDataset` for a
+    callable; both, and :class:`~hf.data.SequenceDataset`, are instances
     of :class:`Dataset`.
 
     Parameters
@@ -93,7 +95,7 @@ class Dataset:
     ValueError
         For empty data, arrays of different lengths along ``axis``, ``axis``
         out of range, a non-positive ``iteration_size`` (or ``batch_size`` of
-        a :class:`~hf.dataset.SequenceDataset`).
+        a :class:`~hf.data.SequenceDataset`).
 
     Notes
     -----
@@ -109,19 +111,32 @@ class Dataset:
 
     mask_index = None
 
+    #: The subclasses ``Dataset(inputs, ...)`` may build, in the order they registered
+    #: (see :meth:`__init_subclass__`).
+    _builders = []
+
     def __new__(cls, inputs=None, *args, **kwargs):
         if cls is Dataset:
-            if _is_batch_function(inputs):
-                from ._callable_dataset import CallableDataset
-                cls = CallableDataset
-            else:
-                from ._array_dataset import ArrayDataset
-                cls = ArrayDataset
+            cls = Dataset._builder_for(inputs)
         return super().__new__(cls)
 
     def __init_subclass__(cls, **kwargs):
+        """Register a subclass that defines ``_builds_from(inputs)`` in its own body:
+        ``Dataset(inputs, ...)`` then builds the first registered subclass whose
+        ``_builds_from(inputs)`` is true (an array dataset for arrays, a callable
+        dataset for a function), without the base importing its subclasses."""
         super().__init_subclass__(**kwargs)
         cls.__signature__ = None  # a subclass shows its own __init__, not Dataset's
+        if "_builds_from" in cls.__dict__:
+            Dataset._builders.append(cls)
+
+    @staticmethod
+    def _builder_for(inputs):
+        for builder in Dataset._builders:
+            if builder._builds_from(inputs):
+                return builder
+        raise TypeError(f"Dataset: no kind of dataset is built from {type(inputs).__name__} "
+                        f"(registered: {', '.join(b.__name__ for b in Dataset._builders) or 'none'})")
 
     def __init__(self, name=None, batch_size=32, rng=None):
         """The state shared by every dataset; subclasses read their inputs after it."""
@@ -192,6 +207,36 @@ class Dataset:
     def next_batch(self):
         """Return the next batch (a list of arrays)."""
         raise NotImplementedError
+
+    def draw(self):
+        """The next batch as an :class:`hf.Batch`: what the optimizers consume.
+
+        The arrays of :meth:`next_batch`, with :attr:`batch_axes`,
+        :attr:`mask_index` and the dataset's name as the batch's source (for
+        error messages).
+
+        Returns
+        -------
+        hf.Batch
+
+        Raises
+        ------
+        ValueError
+            As :meth:`next_batch`, or if the arrays disagree on their number of
+            examples.
+        """
+        arrays = self.next_batch()
+        source = f"dataset {self.name!r}" if self.name else "a dataset"
+        return as_batch(arrays, self.batch_axes, self.mask_index, source=source)
+
+    def batches(self):
+        """Yield the next ``iteration_size`` batches as :class:`hf.Batch` (see :meth:`draw`).
+
+        What :meth:`iterate` yields, as the optimizers consume it: one pass of a
+        validation dataset, one epoch of a first-order optimizer.
+        """
+        for _ in range(self.iteration_size):
+            yield self.draw()
 
     def take(self, n=None):
         """A fixed batch of ``n`` examples that does not move the cursor."""
@@ -320,9 +365,12 @@ Dataset.__signature__ = inspect.signature(_constructor)
 class FiniteDataset(Dataset):
     """A dataset of ``n_examples`` examples visited in reshuffled passes.
 
-    Subclasses draw a pass with :meth:`_shuffled` (returning what
-    :meth:`_set_pass` installs), read batch ``position`` of the pass with
-    :meth:`_make_batch`, and check a saved pass with :meth:`_pass_from_state`.
+    :meth:`next_batch` is :meth:`advance` (move the cursor) then :meth:`read`
+    (read the batch at the cursor's position); other layers (sharding over MPI
+    ranks, :mod:`hf.mpi`) call the two public steps themselves.  Subclasses
+    draw a pass with :meth:`_shuffled` (returning what :meth:`_set_pass`
+    installs), give the examples of a batch with :meth:`examples`, read them
+    with :meth:`read` and check a saved pass with :meth:`_pass_from_state`.
     """
 
     def _init_passes(self, n_examples, iteration_size):
@@ -338,9 +386,6 @@ class FiniteDataset(Dataset):
     def _set_pass(self, new_pass):
         raise NotImplementedError
 
-    def _make_batch(self, position):
-        raise NotImplementedError
-
     def _pass_from_state(self, state, order):
         raise NotImplementedError
 
@@ -351,12 +396,86 @@ class FiniteDataset(Dataset):
         -------
         batch : list of arrays
         """
+        return self.read(self.advance())
+
+    def advance(self):
+        """Move the cursor to the next batch and return its position in the pass.
+
+        When the pass is over, a new one starts first: a new order is drawn
+        from ``rng`` and ``epoch`` grows by one.  Nothing is read.
+
+        Returns
+        -------
+        position : int
+            ``0 <= position < n_batches``: the batch to :meth:`read`.
+        """
         if self._cursor >= self.n_batches:
             self._new_pass()
         position = self._cursor
         self._cursor += 1
         self._drawn += 1
-        return self._make_batch(position)
+        return position
+
+    def examples(self, position):
+        """The examples of batch ``position`` of the current pass, in the batch's order.
+
+        Parameters
+        ----------
+        position : int
+            ``0 <= position < n_batches``.
+
+        Returns
+        -------
+        range or ndarray of int64
+            Indices of the examples in the data (a ``range`` for contiguous
+            batches of arrays).
+        """
+        raise NotImplementedError
+
+    def read(self, position, part=None):
+        """The arrays of batch ``position`` of the current pass; the cursor does not move.
+
+        Parameters
+        ----------
+        position : int
+            ``0 <= position < n_batches`` (e.g. what :meth:`advance` returned).
+        part : slice, optional
+            Only these of the batch's examples (positions in the batch, a
+            positive step): ``slice(rank, None, size)`` reads every
+            ``size``-th example from ``rank``, a round-robin share of the batch.
+            Default: all of them.
+
+        Returns
+        -------
+        batch : list of arrays
+            As :meth:`next_batch` returns them.
+
+        Raises
+        ------
+        ValueError
+            For a position out of range, a part that is not such a slice or
+            selects no example, or a floating-point array with NaN or Inf.
+        """
+        raise NotImplementedError
+
+    def _position(self, position):
+        """``position`` checked against the batches of a pass."""
+        if not is_int(position) or not 0 <= position < self.n_batches:
+            raise ValueError(f"{self._owner}: batch position {position!r} is not in "
+                             f"range({self.n_batches})")
+        return int(position)
+
+    def _part(self, examples, part, position):
+        """``examples[part]`` for a ``part`` checked to be a slice with a positive step."""
+        if part is None:
+            return examples
+        if not isinstance(part, slice) or (part.step is not None and (not is_int(part.step) or part.step <= 0)):
+            raise ValueError(f"{self._owner}: part must be a slice with a positive step, got {part!r}")
+        chosen = examples[part]
+        if len(chosen) == 0:
+            raise ValueError(f"{self._owner}: part {part!r} selects none of the {len(examples)} examples "
+                             f"of batch {position}")
+        return chosen
 
     def _new_pass(self):
         self._set_pass(self._shuffled())

@@ -89,9 +89,13 @@ def materialize(x):
     return x if is_sparse(x) else np.asarray(x)
 
 
-def take_slice(x, axis, start, stop):
-    """``x[..., start:stop, ...]`` (the slice on ``axis``) as a batch array."""
-    key = (slice(None),) * axis + (slice(start, stop),)
+def take_slice(x, axis, start, stop, step=None):
+    """``x[..., start:stop:step, ...]`` (the slice on ``axis``) as a batch array.
+
+    A strided slice (``step > 1``) reads only every ``step``-th example: an
+    :class:`h5py.Dataset` or a memory map is read in one strided selection.
+    """
+    key = (slice(None),) * axis + (slice(start, stop, None if step == 1 else step),)
     return materialize(x[key])
 
 

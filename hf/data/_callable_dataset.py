@@ -1,13 +1,13 @@
 """Callable-backed datasets: a function called for each fresh batch."""
 from ._array_like import check_array, check_specs, first_bad, is_array_like, materialize
-from ._checks import positive_int
-from ._dataset_base import Dataset
+from .._checks import positive_int
+from ._base import Dataset, is_batch_function
 
 
 class CallableDataset(Dataset):
     """Batches returned by a callable; what ``Dataset(function, ...)`` builds.
 
-    Parameters are those of :class:`~hf.dataset.Dataset` with ``inputs`` a
+    Parameters are those of :class:`~hf.data.Dataset` with ``inputs`` a
     callable taking no argument that returns one batch as a list or tuple of
     arrays; ``batch_size`` is kept but not used, and ``iteration_size``
     defaults to ``len(inputs)`` when the callable has a length, else 100
@@ -16,6 +16,11 @@ class CallableDataset(Dataset):
     """
 
     _kind = "Dataset"
+
+    @staticmethod
+    def _builds_from(inputs):
+        """``Dataset(inputs)`` is a CallableDataset for a batch function."""
+        return is_batch_function(inputs)
 
     def __init__(self, inputs, name=None, batch_size=32, iteration_size=None, axis=0, rng=None):
         super().__init__(name, batch_size, rng)
