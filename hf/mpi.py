@@ -220,7 +220,8 @@ class DistributedMean(ExampleMean):
         """As :meth:`ExampleMean._sums`, a row of weight 0 adding zeros (not ``0·value``,
         which is NaN for an infinite value)."""
         return ExampleMean._sums(
-            (values if n else [np.zeros(np.shape(v)) for v in values], n) for values, n in rows
+            (values, n, owned) if n else ([np.zeros(np.shape(v)) for v in values], n, True)
+            for values, n, owned in rows
         )
 
     def global_size(self, batch) -> int:
@@ -261,7 +262,7 @@ class DistributedMean(ExampleMean):
         if m:
             return super().mean_square_per_example(fn, batch, m, closed_form)
         g = np.asarray(call(fn, batch.head(1))[-1], dtype=np.float64)  # for the shape only
-        return self.combine(*self._sums([([g], 0)]))[0]
+        return self.combine(*self._sums([([g], 0, True)]))[0]
 
 
 # ---------------------------------------------------------------------- consistency

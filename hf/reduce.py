@@ -121,16 +121,43 @@ class ExampleMean:
         """Means from this process's size-weighted sums ``totals`` over ``count`` examples."""
         if not count:
             raise ValueError("no examples to average over")
-        return [t / count for t in totals]
+        out = []
+        for t in totals:  # the sums are _sums' own arrays: divided in place
+            if getattr(t, "ndim", 0):
+                t /= count
+                out.append(t)
+            else:
+                out.append(t / count)
+        return out
 
     @staticmethod
     def _sums(rows):
-        """Size-weighted sums and the example count of ``(outputs, n)`` rows (float64)."""
+        """Size-weighted sums and the example count of ``(outputs, n, owned)`` rows (float64).
+
+        ``owned``: the outputs are fresh arrays no one else holds (a compiled
+        PyTensor function's, whose outputs are never its internal storage), scaled
+        in place; on a model of millions of parameters each new vector is a
+        page-faulting allocation. The sums are this method's own arrays either way.
+        """
         totals, count = None, 0
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged loss is reported, not warned about
-            for values, n in rows:
-                values = [np.asarray(v, dtype=np.float64) * n for v in values]
-                totals = values if totals is None else [t + v for t, v in zip(totals, values)]
+            for values, n, owned in rows:
+                scaled = []
+                for v in values:
+                    a = np.asarray(v, dtype=np.float64)
+                    if owned and a is v and a.ndim and a.flags.writeable:
+                        a *= n
+                    else:
+                        a = a * n
+                    scaled.append(a)
+                if totals is None:
+                    totals = scaled
+                else:
+                    for k, (t, a) in enumerate(zip(totals, scaled)):
+                        if t.ndim:
+                            t += a
+                        else:
+                            totals[k] = t + a
                 count += n
         return totals, count
 
@@ -141,7 +168,8 @@ class ExampleMean:
     def over(self, fn: Callable, batches, *args) -> list:
         """Mean over the examples of several batches (a validation pass), one combination."""
         return self.combine(*self._sums(
-            (_outputs(self._call(fn, chunk, *args)), n) for batch in batches for chunk, n in batch.chunks(self.chunk_size)
+            (_outputs(self._call(fn, chunk, *args)), n, _owned(fn))
+            for batch in batches for chunk, n in batch.chunks(self.chunk_size)
         ))
 
     def cached(self, forward: Callable, fn: Callable, batch: Batch, max_bytes: int | None = None) -> Callable:
@@ -171,11 +199,13 @@ class ExampleMean:
                     total += size
             caches.append(cache)
 
+        owned = _owned(fn)
+
         def mean(*args):
             def rows():
                 for (chunk, n), cache in zip(chunks, caches):
                     values = cache if cache is not None else list(_outputs(self._call(forward, chunk)))
-                    yield _outputs(self._call(fn, chunk, *values, *args)), n
+                    yield _outputs(self._call(fn, chunk, *values, *args)), n, owned
 
             return self.combine(*self._sums(rows()))
 
@@ -195,9 +225,16 @@ class ExampleMean:
         def squares():
             for chunk, _ in itertools.islice(batch.chunks(1), int(max_examples)):
                 g = np.asarray(self._call(fn, chunk)[-1], dtype=np.float64)
-                yield [g * g], 1
+                yield [g * g], 1, True
 
         return self.combine(*self._sums(squares()))[0]
+
+
+def _owned(fn) -> bool:
+    """Whether ``fn`` returns fresh arrays the caller may overwrite: a compiled PyTensor function."""
+    from pytensor.compile.executor import Function
+
+    return isinstance(fn, Function)
 
 
 def _outputs(outs):

@@ -93,3 +93,30 @@ def test_forward_cache_holds_about_what_a_hand_written_product_keeps():
     assert cached.nbytes <= 1.5 * hand_written, (cached.nbytes, hand_written)
     v = rng.normal(size=opt.n_params)
     np.testing.assert_allclose(cached(v)[0], opt.gv(v, batch), rtol=1e-12, atol=1e-14)
+
+
+def test_means_in_place_are_the_same_bits_and_leave_callers_arrays_alone():
+    """The size-weighted mean scales a compiled function's fresh outputs in place: the
+    result has the bits of Σ_c n_c·f_c / N in numpy, and an array a plain Python
+    function returns (and may keep) is never overwritten."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    x = pt.matrix("x")
+    f = pytensor.function([x], [x.mean(axis=0) * 3.0, x.mean()])
+    X = np.random.default_rng(3).normal(size=(7, 4))
+    batch = Batch((X,), (0,))
+    reduce = ExampleMean(chunk_size=3)  # chunks of 3, 3, 1 examples
+    parts = [(*f(X[i:i + 3]), len(X[i:i + 3])) for i in (0, 3, 6)]  # each chunk's own outputs
+    ref = (parts[0][2] * parts[0][0] + parts[1][2] * parts[1][0] + parts[2][2] * parts[2][0]) / 7
+    for _ in range(2):
+        vec, scalar = reduce(f, batch)
+        np.testing.assert_array_equal(vec, ref)
+        assert scalar == (3 * parts[0][1] + 3 * parts[1][1] + 1 * parts[2][1]) / 7
+    kept = np.arange(4.0)
+
+    def plain(x):
+        return [kept]
+
+    np.testing.assert_array_equal(reduce(plain, batch)[0], kept)
+    np.testing.assert_array_equal(kept, np.arange(4.0))  # not scaled in place
