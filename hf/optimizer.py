@@ -636,10 +636,25 @@ class HFOptimizer(Trainer):
         theta = self._theta()
         mons = []
 
+        probes = []  # (x, loss at θ + x) on the gradient batch, shared with the CG batch when they are one
+
         def loss_grad():
             f0, m, g = self.loss_grad(batch)
             mons[:] = m
+            probes.append((None, f0))  # x = 0: the loss the gradient came with
             return f0, g
+
+        def loss_at(x):
+            # The update asks for the same point twice when the CG batch is the gradient batch
+            # (ρ's loss at θ, the line search's first probe at the backtracked iterate).
+            for seen, value in probes:
+                if (not x.any()) if seen is None else (seen is x or np.array_equal(seen, x)):
+                    return value
+            value = self.loss_at(theta + x, batch)
+            probes.append((x, value))
+            return value
+
+        same_batch = cg_batch is batch
 
         psolve = None
         if self.preconditioner:
@@ -667,11 +682,11 @@ class HFOptimizer(Trainer):
             result = hf_update(
                 loss_grad,
                 matvec,
-                lambda x: self.loss_at(theta + x, batch),
+                loss_at,
                 self.state,
                 self.config,
                 psolve=psolve,
-                cg_loss_at=lambda x: self.loss_at(theta + x, cg_batch),
+                cg_loss_at=loss_at if same_batch else (lambda x: self.loss_at(theta + x, cg_batch)),
                 curvature=lambda v: self.gv(v, batch, 0.0),
             )
         except FloatingPointError as err:

@@ -324,3 +324,34 @@ def test_op_jv_with_forward_cache_on_a_scan_rnn():
     products = op.reduce.cached(op._f_forward, op._f_gv_cached, batch)
     v = rng.normal(size=ref.n_params)
     np.testing.assert_allclose(products(v)[0], ref.gv(v, batch), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("rho_batch", ["cg", "gradient"])
+def test_an_update_on_one_batch_evaluates_the_loss_once_per_point(rho_batch):
+    """With the CG batch equal to the gradient batch, ρ's loss at θ is the gradient's own and
+    the line search's first probe is the backtracked iterate's loss: no point is evaluated
+    twice, and θ itself not at all (the step and metrics are those of an update that does)."""
+    cost, s, params, inputs, data, _ = least_squares(n=30)
+    batch = hf.Batch(tuple(data), (0, 0))
+    start = [p.get_value().copy() for p in params]
+    steps = []
+    for share in (True, False):
+        for p, v in zip(params, start):
+            p.set_value(v.copy())
+        opt = hf.HFOptimizer(cost, s, params, inputs, rho_batch=rho_batch, damping=0.1, max_cg_iters=20)
+        points, plain = [], opt.loss_at
+
+        def counted(theta, b, plain=plain):
+            points.append(theta.copy())
+            return plain(theta, b)
+
+        opt.loss_at = counted
+        theta = opt._theta()
+        tm = opt.step(batch, batch if share else hf.Batch(tuple(a.copy() for a in data), (0, 0)))
+        steps.append((tm, opt._theta() - theta, points))
+    (tm, step, points), (tm_ref, step_ref, points_ref) = steps
+    assert len(points_ref) > len(points)  # the separate (equal) CG batch repeats points
+    assert not any(np.array_equal(p, theta) for p in points)
+    assert all(not np.array_equal(a, b) for i, a in enumerate(points) for b in points[i + 1:])
+    np.testing.assert_allclose(step, step_ref, rtol=1e-12, atol=1e-14)
+    assert tm["rho"] == pytest.approx(tm_ref["rho"], rel=1e-9)
