@@ -231,10 +231,11 @@ class ExampleMean:
 
 
 def _owned(fn) -> bool:
-    """Whether ``fn`` returns fresh arrays the caller may overwrite: a compiled PyTensor function."""
+    """Whether ``fn`` returns fresh arrays the caller may overwrite: a compiled PyTensor
+    function, or a wrapper of one that says so (``fn.fresh_outputs = True``, e.g. a timer)."""
     from pytensor.compile.executor import Function
 
-    return isinstance(fn, Function)
+    return isinstance(fn, Function) or getattr(fn, "fresh_outputs", False) is True
 
 
 def _outputs(outs):
