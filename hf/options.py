@@ -259,10 +259,11 @@ CACHE_BYTES = Option(
     "int", allow_none=True,
     details="With ``chunk_size`` this bounds the memory of a CG batch of any size.")
 RHO_BATCH = Option(
-    "rho_batch", "cg",
-    "Where ρ is measured: ``'cg'``: on the CG batch with the damped model value CG already knows "
-    "([Mart10]'s code; no extra product), or ``'gradient'``: on the gradient batch with the undamped "
-    "model (one more Gauss-Newton product there). Why ``'cg'`` is the default: docs/performance.md.",
+    "rho_batch", "gradient",
+    "Where ρ is measured: on the gradient batch with the undamped model (one more Gauss-Newton product "
+    "there), or ``'cg'``: on the CG batch with the damped model value CG already knows ([Mart10]'s code; "
+    "no extra product). ``'cg'`` is consistent only when the CG batch is part of the gradient batch (the "
+    "default ``cg_fraction``); with a separate CG dataset it mixes two batches (docs/performance.md).",
     "choice", choices=("gradient", "cg"))
 BACKTRACKING = Option(
     "backtracking", "martens",

@@ -28,14 +28,13 @@ from hf.update import DampingState, UpdateConfig, hf_update
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: HFOptimizer's keywords after ``monitors`` and their defaults, as its signature
-#: spelled them out before hf/options.py existed (but ``rho_batch``, whose default
-#: became ``'cg'`` later: docs/api.md says why).
+#: spelled them out before hf/options.py existed.
 SIGNATURE_BEFORE = [
     ("damping", 1.0), ("min_damping", 1e-6), ("max_damping", 1e6), ("max_cg_iters", 250), ("cg_tol", 5e-4),
     ("cg_decay", 0.95), ("shrink_warm_start", False), ("cold_restart", False), ("cg_fraction", 0.25),
     ("preconditioner", False), ("preconditioner_examples", 100), ("line_search", True),
     ("structural_damping", None), ("chunk_size", None), ("forward_cache", True), ("cache_bytes", None),
-    ("rho_batch", "cg"), ("backtracking", "martens"), ("jv", "pullback"), ("comm", None),
+    ("rho_batch", "gradient"), ("backtracking", "martens"), ("jv", "pullback"), ("comm", None),
 ]
 
 

@@ -94,14 +94,14 @@ def test_rows_that_are_not_examples_fall_back_to_the_loop(caplog):
 
 def test_functions_are_compiled_when_first_used():
     m = models.mlp("softmax", n=8, seed=1)
-    opt = hf.HFOptimizer(m.cost, m.s, m.params, m.inputs)  # rho_batch='cg', the default
+    opt = hf.HFOptimizer(m.cost, m.s, m.params, m.inputs, rho_batch="cg")
     assert opt.compile_seconds == {}
     opt.train(m.data, max_updates=1, progress=False)
     used = {"hf_loss_grad", "hf_loss_at", "hf_forward", "hf_gv_cached"}
     assert used <= set(opt.compile_seconds)
     assert "hf_gv" not in opt.compile_seconds and "hf_loss" not in opt.compile_seconds
     assert set(opt.compile()) == used  # what compile() compiles ahead is what the update used
-    other = hf.HFOptimizer(m.cost, m.s, m.params, m.inputs, rho_batch="gradient")  # one G·p on the gradient batch
+    other = hf.HFOptimizer(m.cost, m.s, m.params, m.inputs)  # ρ on the gradient batch takes one G·p there
     assert set(other.compile()) == used | {"hf_gv"}
     with pytest.raises(ValueError, match="no function named"):
         opt.compile(["hf_nope"])
