@@ -48,6 +48,8 @@ except ImportError:  # run as python bench/head_to_head_report.py: bench/ is the
     import records
 
 START, END = "<!-- head-to-head:start -->", "<!-- head-to-head:end -->"
+ABLATIONS = ("<!-- ablations:start -->", "<!-- ablations:end -->")
+ABLATION_RESULTS = ae.RESULTS.replace("autoencoders.jsonl", "autoencoder_ablations.jsonl")
 # "adam" records ran Kingma & Ba's Adam (kingma_ba=True, β₂ 0.999: hf.first_order.kingma_ba_adam()).
 FIRST_ORDER = ("adam", "nag")
 
@@ -201,20 +203,36 @@ def plot(rows, path):
     return True
 
 
-def replace_between(path, text):
+def ablations(rows):
+    """Diagnostic runs (one seed, short budget): one line each, with the setting that differs."""
+    if not rows:
+        return "No diagnostic runs recorded."
+    out = ["| problem | seed | seconds | method | initial λ | ρ measured on | training error | test error |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["settings"]
+        out.append(f"| {r['problem']} | {r['seed']} | {r['budget']:g} | {label(r)} | {s.get('damping', '–'):g} | "
+                   f"{'CG batch' if s.get('rho_batch') == 'cg' else 'gradient batch'} | {r['train_error']:.3g} | "
+                   f"{r['test_error']:.3g} |")
+    return "\n".join(out)
+
+
+def replace_between(path, text, markers=(START, END)):
+    start, end = markers
     with open(path) as f:
         doc = f.read()
-    if START not in doc or END not in doc:
-        raise SystemExit(f"{path}: no {START} ... {END} markers to replace")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
+    if start not in doc or end not in doc:
+        raise SystemExit(f"{path}: no {start} ... {end} markers to replace")
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
     with open(path, "w") as f:
-        f.write(f"{head}{START}\n{text}\n{END}{tail}")
+        f.write(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", default=ae.RESULTS)
+    p.add_argument("--ablations", default=ABLATION_RESULTS, help="diagnostic runs, tabled in --doc")
     p.add_argument("--png", help="draw the curves to this PNG")
     p.add_argument("--readme", help="replace the marked section of this file with the table")
     p.add_argument("--doc", help="replace the marked section of this file with the table and the grids")
@@ -229,6 +247,7 @@ def main(argv=None):
         replace_between(args.readme, readme_section(rows))
     if args.doc:
         replace_between(args.doc, table + "\n\nThe learning-rate grids (tuning seed, short runs):\n\n" + grid)
+        replace_between(args.doc, ablations(records.read_records(args.ablations)), ABLATIONS)
 
 
 if __name__ == "__main__":

@@ -268,3 +268,18 @@ def test_readme_shows_no_figure_from_fewer_than_three_seeds():
     rows += [_rec("hf", 2, [(0, 100.0), (1800, 7.0)]), _rec("hf", 3, [(0, 100.0), (1800, 9.9)])]
     text = report.readme_section(rows)
     assert "| HF [Mart10] | 1, 2, 3 | 8 |" in text and "| 2/3 |" in text
+
+
+def test_ablations_table_names_the_setting_that_differs(tmp_path):
+    rows = [_rec("hf", 1, [(0, 100.0), (600, 13.16)], budget=600.0, cg_batch=2000, grad_batch=5000,
+                 rho_batch="cg"),
+            _rec("hf", 1, [(0, 100.0), (600, 14.43)], budget=600.0, cg_batch=2000, grad_batch=5000, damping=1.0)]
+    lines = report.ablations(rows).splitlines()
+    assert lines[2] == ("| curves | 1 | 600 | HF, gradient 5000, CG 2000, ρ on CG batch | 45 | CG batch | 13.2 "
+                        "| 14.2 |")
+    assert lines[3] == "| curves | 1 | 600 | HF, gradient 5000, CG 2000 | 1 | gradient batch | 14.4 | 15.4 |"
+    assert report.ablations([]) == "No diagnostic runs recorded."
+    doc = tmp_path / "doc.md"
+    doc.write_text("a\n<!-- ablations:start -->\nold\n<!-- ablations:end -->\nb\n")
+    report.replace_between(doc, "new", report.ABLATIONS)
+    assert doc.read_text() == "a\n<!-- ablations:start -->\nnew\n<!-- ablations:end -->\nb\n"
