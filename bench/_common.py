@@ -98,6 +98,23 @@ def autoencoder_graph(sizes, rng, init="sparse", hidden="logistic", dtype="float
     return cost, s, params, x, error
 
 
+def mlp_graph(sizes, rng):
+    """A tanh MLP over layer ``sizes`` with a softmax cross-entropy output, weights N(0, 1/fan-in)
+    drawn from ``rng`` layer by layer, biases zero. Returns ``(cost, s, params, x, y)``: the mean
+    cross-entropy, the logits (the cut), the shared parameters, the input matrix and the int32 labels."""
+    x, y = pt.matrix("x"), pt.ivector("y")
+    params, h = [], x
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = pytensor.shared(rng.normal(size=(a, b)) / np.sqrt(a), name=f"W{i}")
+        c = pytensor.shared(np.zeros(b), name=f"b{i}")
+        params += [W, c]
+        h = pt.dot(h, W) + c
+        if i < len(sizes) - 2:
+            h = pt.tanh(h)
+    cost = -pt.mean(pt.special.log_softmax(h, axis=1)[pt.arange(y.shape[0]), y])
+    return cost, h, params, x, y
+
+
 def autoencoder(n=1000, sizes=AE_SIZES, seed=0, hidden="logistic", dtype="float64"):
     """Deep autoencoder (dense initialization) and ``n`` random rows; see :func:`autoencoder_graph`."""
     rng = np.random.default_rng(seed)

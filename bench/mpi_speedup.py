@@ -67,9 +67,9 @@ def parse(argv):
 # ---------------------------------------------------------------------- the MPI program
 def worker(args):
     import numpy as np
-    import pytensor
-    import pytensor.tensor as pt
     from mpi4py import MPI
+
+    import _common as C  # bench/ is the script's folder
 
     import hf
     from hf import mpi
@@ -78,16 +78,7 @@ def worker(args):
     rank, size = comm.Get_rank(), comm.Get_size()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(0)  # the same model and data on every rank
-    x, y = pt.matrix("x"), pt.ivector("y")
-    params, h = [], x
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = pytensor.shared(rng.normal(size=(a, b)) / np.sqrt(a), name=f"W{i}")
-        c = pytensor.shared(np.zeros(b), name=f"b{i}")
-        params += [W, c]
-        h = h @ W + c
-        if i < len(sizes) - 2:
-            h = pt.tanh(h)
-    cost = -pt.mean(pt.log(pt.special.softmax(h, axis=1))[pt.arange(y.shape[0]), y])
+    cost, h, params, x, y = C.mlp_graph(sizes, rng)
     n = 2 * args.batch
     X = rng.normal(size=(n, sizes[0]))
     Y = (X[:, : sizes[-1]].argmax(axis=1)).astype("int32")

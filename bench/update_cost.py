@@ -42,28 +42,16 @@ import argparse
 
 import numpy as np
 import pytensor
-import pytensor.tensor as pt
 
 import _common as C  # noqa: E402  (bench/ is the script's folder)
-import hf
 
 TARGETS = {"loss_grad": 1.05, "per_cg_iter": {"MLP": 1.3, "RNN": 1.5}, "non_cg_gv": 3.0}
 
 
 def mlp(n=1000, sizes=(784, 500, 500, 10), seed=0):
-    """tanh MLP with a softmax cross-entropy output; ``s`` the logits."""
+    """tanh MLP with a softmax cross-entropy output (``_common.mlp_graph``) and random data."""
     rng = np.random.default_rng(seed)
-    x, y = pt.matrix("x"), pt.ivector("y")
-    params, h = [], x
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W = pytensor.shared(rng.normal(size=(a, b)) / np.sqrt(a), name=f"W{i}")
-        c = pytensor.shared(np.zeros(b), name=f"b{i}")
-        params += [W, c]
-        h = pt.dot(h, W) + c
-        if i < len(sizes) - 2:
-            h = pt.tanh(h)
-    s = h
-    cost = -pt.mean(pt.special.log_softmax(s, axis=1)[pt.arange(y.shape[0]), y])
+    cost, s, params, x, y = C.mlp_graph(sizes, rng)
     data = [rng.normal(size=(n, sizes[0])), rng.integers(0, sizes[-1], size=n).astype("int32")]
     return C.Model(f"MLP {'-'.join(map(str, sizes))}, {n} rows", cost, s, params, [x, y], data, (0, 0))
 
