@@ -279,9 +279,7 @@ def _cheap_leaves(var, depth):
     if var.owner is None or _constant_view(var) or all(d == 1 for d in (var.type.shape or ())):
         return set()
     op = var.owner.op
-    if depth and type(op).__name__ in _VIEW_OPS:
-        return set().union(*(_cheap_leaves(i, depth - 1) for i in var.owner.inputs))
-    if not _cheap(op) or not depth:
+    if not depth or not (_cheap(op) or type(op).__name__ in _VIEW_OPS):
         return {var}
     return set().union(*(_cheap_leaves(i, depth - 1) for i in var.owner.inputs))
 
@@ -309,8 +307,7 @@ def _merged(outputs):
     equiv = clone_get_equiv(inputs, outputs, copy_inputs=False, copy_orphans=False)
     fg = FunctionGraph(inputs, [equiv[o] for o in outputs], clone=False)
     MergeOptimizer().rewrite(fg)
-    merged = list(fg.outputs)
-    return merged
+    return list(fg.outputs)
 
 
 def split_constant_part(outputs, varying):
