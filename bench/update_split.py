@@ -117,8 +117,8 @@ def instrument(opt):
     return rec
 
 
-def run(model, cg_n, updates, max_cg_iters, preconditioner=True):
-    opt = model.optimizer(preconditioner=preconditioner, max_cg_iters=max_cg_iters)
+def run(model, cg_n, updates, max_cg_iters, preconditioner=True, rho_batch="gradient"):
+    opt = model.optimizer(preconditioner=preconditioner, max_cg_iters=max_cg_iters, rho_batch=rho_batch)
     rec = instrument(opt)
     batch = model.batch()
     cg_batch = batch.head(cg_n)
@@ -141,7 +141,7 @@ def run(model, cg_n, updates, max_cg_iters, preconditioner=True):
     share["Python outside compiled functions"] = (total - compiled) / total
     share["preconditioner (whole build)"] = rec.pre_wall / total
     return {"model": model.name, "gradient_batch": batch.size, "cg_batch": cg_batch.size, "n_params": opt.n_params,
-            "preconditioner": preconditioner, "max_cg_iters": max_cg_iters, "updates": rows, "total_seconds": total,
+            "preconditioner": preconditioner, "rho_batch": rho_batch, "max_cg_iters": max_cg_iters, "updates": rows, "total_seconds": total,
             "calls": dict(rec.calls), "share": share, "cache_bytes": opt.forward_cache_bytes}
 
 
@@ -162,6 +162,8 @@ def main(argv=None):
     parser.add_argument("--no-preconditioner", action="store_true",
                         help="preconditioner=False (writes update_split_nopre.json)")
     parser.add_argument("--models", default="autoencoder,rnn", help="which models (default both)")
+    parser.add_argument("--rho-batch", choices=("gradient", "cg"), default="gradient",
+                        help="where ρ is measured (default gradient, the optimizer's default)")
     args = parser.parse_args(argv)
     cg_n = args.cg_batch or (100 if args.quick else 1000)
     if args.quick:
@@ -173,7 +175,8 @@ def main(argv=None):
     results = []
     for m in models:
         print(m.name)
-        results.append(run(m, cg_n, args.updates, args.max_cg_iters, preconditioner=not args.no_preconditioner))
+        results.append(run(m, cg_n, args.updates, args.max_cg_iters, preconditioner=not args.no_preconditioner,
+                           rho_batch=args.rho_batch))
     print()
     for r in results:
         show(r)
