@@ -121,8 +121,8 @@ def main(argv=None):
               f"{u['gradient']['non_cg_in_gv']:.2f} / {u['cg']['non_cg_in_gv']:.2f} Gv", flush=True)
     targets = {}
     for r in results:
-        per_iter = r["updates"]["cg"]["per_cg_iter_over_grad"]
-        non_cg = r["updates"]["cg"]["non_cg_in_gv"]
+        per_iter = r["updates"]["gradient"]["per_cg_iter_over_grad"]  # the optimizer's default ρ
+        non_cg = r["updates"]["gradient"]["non_cg_in_gv"]
         targets[r["kind"]] = {
             "loss_grad": {"value": r["loss_grad_ratio"], "target": TARGETS["loss_grad"],
                           "met": r["loss_grad_ratio"] <= TARGETS["loss_grad"]},
