@@ -192,11 +192,7 @@ def hf_update(
     curvature = (lambda v: matvec(v, 0.0)) if curvature is None else curvature
 
     def damped(v):
-        out = np.asarray(matvec(v, coef), dtype=np.float64)
-        if out is v or not (out.flags.writeable and out.flags.owndata):
-            return out + lam * v
-        out += lam * v  # in place on the product's own fresh array: one vector less per CG iteration
-        return out
+        return matvec(v, coef) + lam * v
 
     x0 = None
     if state.cg_x is not None and config.cg_decay > 0:
