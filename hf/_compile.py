@@ -5,6 +5,15 @@ PyTensor 3 picks its numba backend by default when the linker is left on
 JIT-compiles for a minute or more, while the C backend compiles in seconds. So
 unless the user chose a mode or linker (``PYTENSOR_FLAGS`` or an explicit
 ``mode=``), ``hf`` compiles with the C virtual machine (``FAST_RUN`` + ``cvm``).
+
+PyTensor 3 writes softmax, log-softmax and a few others as ``SymbolicOp``
+nodes (an inner graph with no C code). The C backend leaves them in the graph
+and runs each through its own inner function, compiled on first call with the
+default, numba, mode: the README's quick start spent about 20 s of its cold
+start JIT-compiling one ``log_softmax``. ``hf``'s mode therefore replaces them by
+their inner graphs after PyTensor's stabilizing rewrites (which recognise
+``log(softmax(x))`` and build these nodes), so that the C backend compiles and
+fuses their arithmetic like any other.
 """
 
 from __future__ import annotations
@@ -13,15 +22,40 @@ import contextlib
 import logging
 
 import pytensor
+from pytensor.compile.builders import SymbolicOp
 from pytensor.compile.mode import Mode
+from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
+from pytensor.tensor.rewriting.ofg import inline_ofg_node
+
+#: After ``specialize`` (2), where PyTensor builds these nodes from ``log(softmax(x))``, and before
+#: ``uncanonicalize`` (3) and elementwise fusion (48-49), which should see their arithmetic.
+_INLINE_POSITION = 2.5
+
+
+@node_rewriter([SymbolicOp])
+def _inline_symbolic_op(fgraph, node):
+    """Replace a ``SymbolicOp`` node (softmax, log-softmax, ...) by its inner graph."""
+    if not isinstance(node.op, SymbolicOp):
+        return False
+    return inline_ofg_node(node)
 
 
 def default_mode():
     """The mode ``hf`` compiles with when the caller gives none."""
     cfg = pytensor.config
     if cfg.mode == "Mode" and cfg.linker == "auto" and cfg.cxx:
-        return Mode(linker="cvm", optimizer="fast_run")
+        return _inlining(Mode(linker="cvm", optimizer="fast_run"))
     return None
+
+
+def _inlining(mode):
+    return mode.register((dfs_rewriter(_inline_symbolic_op, name="hf_inline_symbolic_ops"), _INLINE_POSITION))
+
+
+def check_mode():
+    """The mode of the functions ``hf`` runs once on a few examples to check the user's graph: quick to
+    compile (Python ops, few rewrites), and with the symbolic ops inlined, so that nothing JIT-compiles."""
+    return _inlining(Mode(linker="py", optimizer="fast_compile"))
 
 
 def function(inputs, outputs, *, mode=None, **kwargs):

@@ -19,7 +19,6 @@ import time
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Variable
 
 from . import _compile
@@ -488,7 +487,7 @@ class HFOptimizer(Trainer):
             return
         with _compile.quiet():
             f = _compile.function(self.inputs, [sd.preactivation.shape, sd.mask.shape], name="hf_mask_shapes",
-                                  on_unused_input="ignore", mode=Mode(linker="py", optimizer="fast_compile"))
+                                  on_unused_input="ignore", mode=_compile.check_mode())
         a_shape, m_shape = (tuple(int(d) for d in x) for x in _call_on(f, batch.head(64)))
         if m_shape != a_shape[: len(m_shape)]:
             raise ValueError(
@@ -520,7 +519,7 @@ class HFOptimizer(Trainer):
                 gs = pytensor.grad(self.cost, s)
                 Hu = pytensor.grad(pt.sum(gs * pytensor.gradient.disconnected_grad(u)), s)
                 # Run once, on a few examples: compiled for compile speed, not run speed.
-                mode = Mode(linker="py", optimizer="fast_compile")
+                mode = _compile.check_mode()
                 f_s = _compile.function(self.inputs, s.shape, name="hf_s_shape", on_unused_input="ignore",
                                         mode=mode)
                 f_hu = _compile.function(self.inputs + [u], Hu, name="hf_loss_hessian_s", on_unused_input="ignore",
@@ -687,7 +686,7 @@ class HFOptimizer(Trainer):
                 self.config,
                 psolve=psolve,
                 cg_loss_at=loss_at if same_batch else (lambda x: self.loss_at(theta + x, cg_batch)),
-                curvature=lambda v: self.gv(v, batch, 0.0),
+                curvature=None if same_batch else (lambda v: self.gv(v, batch, 0.0)),
             )
         except FloatingPointError as err:
             raise FloatingPointError(
