@@ -136,7 +136,9 @@ def hf_update(
         kept iterates (default ``loss_at``).
     curvature : callable, optional
         ``curvature(v) -> G v`` on the gradient batch, for the quadratic model of
-        ρ (default ``matvec(v, 0.0)``, the CG batch).
+        ρ. Leave it out when the gradient batch is the CG batch: ρ's model is then
+        CG's own value φ(p) less λ|p|²/2 (no product), or ``matvec(p, 0.0)`` with
+        structural damping.
 
     Returns
     -------
@@ -189,6 +191,9 @@ def hf_update(
         raise FloatingPointError(f"the loss or the gradient is not finite at the current parameters (loss={f0!r})")
     coef = lam * config.structural_weight
     cg_loss_at = loss_at if cg_loss_at is None else cg_loss_at
+    # The gradient batch is the CG batch: q(p) comes from CG's own φ(p) = q(p) + λ/2 |p|² when the damped
+    # matrix is G + λI (no structural term), else from one product with the CG batch's G.
+    model_from_phi = curvature is None and coef == 0.0
     curvature = (lambda v: matvec(v, 0.0)) if curvature is None else curvature
 
     def damped(v):
@@ -236,7 +241,10 @@ def hf_update(
             cg_f0 = float(cg_loss_at(np.zeros_like(p)))
         rho = _damping.reduction_ratio(bt.objective, cg_f0, float(res.phi[iters[bt.index]]))
     else:
-        q = slope + 0.5 * float(p @ curvature(p))
+        if model_from_phi:
+            q = float(res.phi[iters[bt.index]]) - 0.5 * lam * float(p @ p)
+        else:
+            q = slope + 0.5 * float(p @ curvature(p))
         rho = _damping.reduction_ratio(f_line(1.0), f0, q)
     bounds = {"min_damping": config.min_damping, "max_damping": config.max_damping}
     new_lam = _damping.levenberg_marquardt(lam, rho, **bounds)

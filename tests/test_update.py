@@ -317,3 +317,20 @@ def test_backtracking_option_is_checked():
     assert UpdateConfig(backtracking="global").backtracking == "global"
     with pytest.raises(ValueError, match="backtracking must be 'martens' or 'global'"):
         UpdateConfig(backtracking="best")
+
+
+def test_rho_on_the_cg_batch_alone_takes_its_model_from_cg_without_a_product():
+    """One batch for everything, no structural damping: q(p) = φ(p) − λ|p|²/2 from CG's own record, so the
+    update spends no product beyond CG's; ρ is still the one derived from the dense G by hand."""
+    G, g = problem(3)
+    lam = 0.2
+    products = []
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    q = g @ p + 0.5 * p @ G @ p
+    c = -0.5 * q / float(p @ p) ** 2  # ρ = 1/2, as above
+    loss = quadratic(G, g, quartic=c)
+    r = hf_update(lambda: (loss(np.zeros(N)), g), lambda v, coef: products.append(coef) or G @ v, loss,
+                  DampingState(lam, None), UpdateConfig(rho_batch="gradient"),
+                  cg_loss_at=lambda x: g @ x + 0.5 * x @ (G + lam * np.eye(N)) @ x)  # the last iterate wins
+    assert r.metrics["rho"] == pytest.approx(0.5, rel=1e-8)
+    assert len(products) == r.metrics["cg_iters"]
