@@ -126,22 +126,28 @@ def head_to_head(rows):
 
 
 def readme_section(rows, min_seeds=3):
-    """The README's summary: the head-to-head table of every problem and budget whose every method has
-    run on ``min_seeds`` seeds, and one line of progress for the others (no figure from fewer seeds)."""
+    """The README's summary: for each problem and budget, the head-to-head table of the methods that have
+    run on ``min_seeds`` seeds, once at least one HF method and one first-order method have (no figure
+    from fewer seeds), and one line naming the methods still short of seeds."""
     groups = reported(rows)
-    ready, pending = [], []
+    keep, out, pending = set(), [], []
     for problem, budget in sorted({(p, b) for p, b, _ in groups}):
-        cells = [seeds for (p, b, _), seeds in groups.items() if (p, b) == (problem, budget)]
-        if all(len(seeds) >= min_seeds for seeds in cells):
-            ready.append((problem, budget))
-        else:
-            done = sum(len(seeds) for seeds in cells)
-            pending.append(f"- {problem.upper()}, {budget / 60:.0f} minutes per run: {done} runs recorded so far, "
-                           f"too few seeds per method for a figure (every method needs {min_seeds}).")
-    out = []
-    if ready:
-        keep = [r for r in rows if (r["problem"], r["budget"]) in ready or r["seed"] == ae.TUNING_SEED]
-        out.append(head_to_head(keep))
+        cells = {lab: seeds for (p, b, lab), seeds in groups.items() if (p, b) == (problem, budget)}
+        ready = {lab for lab, seeds in cells.items() if len(seeds) >= min_seeds}
+        kinds = {any(r["method"] in FIRST_ORDER for r in cells[lab].values()) for lab in ready}
+        where = f"{problem.upper()}, {budget / 60:.0f} minutes per run"
+        if kinds != {True, False}:
+            done = sum(len(seeds) for seeds in cells.values())
+            pending.append(f"- {where}: {done} runs recorded so far, too few seeds for a figure (a method is "
+                           f"shown once it has {min_seeds}, and HF and a first-order method are both shown).")
+            continue
+        keep |= {(problem, budget, lab) for lab in ready}
+        short = sorted((lab, len(seeds)) for lab, seeds in cells.items() if lab not in ready)
+        if short:
+            pending.append(f"- {where}, not shown yet (fewer than {min_seeds} seeds): "
+                           + "; ".join(f"{lab} ({n})" for lab, n in short) + ".")
+    if keep:
+        out.append(head_to_head([r for r in rows if (r["problem"], r["budget"], label(r)) in keep]))
     tuning = [r["problem"] for r in rows if r["seed"] == ae.TUNING_SEED and r["budget"] == ae.TUNING_BUDGET]
     if tuning:
         out.append("Learning-rate grid runs recorded (tuning seed, short runs): "

@@ -268,6 +268,11 @@ def test_readme_shows_no_figure_from_fewer_than_three_seeds():
     rows += [_rec("hf", 2, [(0, 100.0), (1800, 7.0)]), _rec("hf", 3, [(0, 100.0), (1800, 9.9)])]
     text = report.readme_section(rows)
     assert "| HF [Mart10] | 1, 2, 3 | 8 |" in text and "| 2/3 |" in text
+    # A method with fewer seeds is left out of the table and named below it; the others stay.
+    rows += [_rec("nag", 1, [(0, 100.0), (1800, 1.0)])]
+    text = report.readme_section(rows)
+    assert "| HF [Mart10] | 1, 2, 3 | 8 |" in text and "| 2/3 |" in text and "| NAG" not in text
+    assert "not shown yet (fewer than 3 seeds): NAG" in text and "(1)." in text
 
 
 def test_ablations_table_names_the_setting_that_differs(tmp_path):
