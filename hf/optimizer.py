@@ -661,8 +661,10 @@ class HFOptimizer(Trainer):
                 self.mean_square_gradients(cg_batch, self.preconditioner_examples), self.state.damping
             )
 
+            z = np.empty_like(diag)  # CG uses each M⁻¹r once, before it asks for the next
+
             def psolve(r):
-                return r / diag
+                return np.divide(r, diag, out=z)
 
         if self.forward_cache:
             cached = self.reduce.cached(self._f_forward, self._f_gv_cached, cg_batch, self.cache_bytes)

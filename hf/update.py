@@ -196,8 +196,11 @@ def hf_update(
     model_from_phi = curvature is None and coef == 0.0
     curvature = (lambda v: matvec(v, 0.0)) if curvature is None else curvature
 
+    out = np.empty_like(g)  # CG uses each product once, before it asks for the next: one buffer serves all
+
     def damped(v):
-        return matvec(v, coef) + lam * v
+        np.multiply(v, lam, out=out)
+        return np.add(out, matvec(v, coef), out=out)
 
     x0 = None
     if state.cg_x is not None and config.cg_decay > 0:
