@@ -63,7 +63,8 @@ def label(r):
         return f"NAG, lr {s['lr']:g}, μ_max {s['mu_max']:g}"
     hf = "HF [Mart10]" if s.get("cg_batch") is None and s.get("grad_batch") is None else (
         f"HF, gradient {s.get('grad_batch') or 'all'}, CG {s.get('cg_batch')}"
-        + (", ρ on CG batch" if s.get("rho_batch") == "cg" else ""))
+        + {"cg": ", ρ on CG batch", "cg-damped": ", ρ on CG batch (damped model)"}.get(
+            records.rho_batch_of(s.get("rho_batch"), r.get("git_commit")), ""))
     if r["method"] == "adam-hf":
         return f"Adam lr {s['lr']:g} for {s['switch']:.0%}, then {hf}"
     return hf

@@ -57,6 +57,11 @@ import os
 import statistics
 import sys
 
+try:  # imported as bench.pathological_report (tests)
+    from bench import records
+except ImportError:  # run as python bench/pathological_report.py: bench/ is the script's folder
+    import records
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "pathological.jsonl")
 SCHEMA = 1
@@ -180,6 +185,9 @@ def variant_of(record):
     """The settings that set ``record`` apart from a plain cell of today's defaults (a dict)."""
     variant = dict(record.get("variant") or {})
     variant.pop("adam_bias", None)  # the optimizer's label carries it
+    if "rho_batch" in variant:
+        variant["rho_batch"] = records.rho_batch_of(variant["rho_batch"],
+                                                    (record.get("reproduce") or {}).get("git_commit"))
     settings = record["settings"]
     for k, (before, since) in CHANGED_DEFAULTS.get(record["optimizer"], {}).items():
         if k not in settings and k not in ADDED_LATER:

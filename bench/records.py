@@ -16,6 +16,21 @@ import subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+#: The commits at which ``rho_batch='cg'`` measured ρ against the damped model value CG had computed with
+#: the gradient batch's g ([Mart10]'s code), before it used the CG batch's own gradient and the undamped
+#: model. Records made at them are labelled ``rho_batch=cg-damped``.
+DAMPED_CG_RHO_COMMITS = frozenset({
+    "08eab17bb67d6e7f5f646a2497ee7a177c0e2a7c",  # pathological.jsonl
+    "479f828723ea8967e98d6e693a615397cd1ce853",  # autoencoders.jsonl, autoencoder_ablations.jsonl
+    "d31a497e21e4602093d3a8985403d316d74d8042",
+})
+
+
+def rho_batch_of(value, commit):
+    """A record's ``rho_batch`` setting, ``'cg-damped'`` for ``'cg'`` at a commit of the old definition."""
+    return "cg-damped" if value == "cg" and commit in DAMPED_CG_RHO_COMMITS else value
+
+
 def finite(x):
     """JSON-safe: non-finite floats become None (recursively)."""
     if isinstance(x, dict):

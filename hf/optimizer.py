@@ -689,6 +689,7 @@ class HFOptimizer(Trainer):
                 psolve=psolve,
                 cg_loss_at=loss_at if same_batch else (lambda x: self.loss_at(theta + x, cg_batch)),
                 curvature=None if same_batch else (lambda v: self.gv(v, batch, 0.0)),
+                cg_loss_grad=None if same_batch else (lambda: self.loss_grad(cg_batch)[::2]),
             )
         except FloatingPointError as err:
             raise FloatingPointError(

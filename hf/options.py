@@ -260,10 +260,11 @@ CACHE_BYTES = Option(
     details="With ``chunk_size`` this bounds the memory of a CG batch of any size.")
 RHO_BATCH = Option(
     "rho_batch", "gradient",
-    "Where ρ is measured: on the gradient batch with the undamped model (one more Gauss-Newton product "
-    "there), or ``'cg'``: on the CG batch with the damped model value CG already knows ([Mart10]'s code; "
-    "no extra product). ``'cg'`` is consistent only when the CG batch is part of the gradient batch (the "
-    "default ``cg_fraction``); with a separate CG dataset it mixes two batches (docs/performance.md).",
+    "Where ρ is measured, with the undamped model: on the gradient batch (one more Gauss-Newton product "
+    "there when the CG batch is another), or ``'cg'``: on the CG batch, its loss change against "
+    "``g_cᵀp + ½pᵀGp`` with the CG batch's own gradient ``g_c`` (one CG-batch gradient) and ``pᵀGp`` from "
+    "CG's own model value (no product). With one batch for both the two are the same and cost nothing "
+    "beyond CG.",
     "choice", choices=("gradient", "cg"))
 BACKTRACKING = Option(
     "backtracking", "martens",

@@ -111,6 +111,7 @@ def hf_update(
     psolve: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     cg_loss_at: Optional[Callable[[np.ndarray], float]] = None,
     curvature: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    cg_loss_grad: Optional[Callable[[], tuple]] = None,
 ) -> UpdateResult:
     """One HF update [Mart10, MS12] on flat float64 vectors.
 
@@ -139,6 +140,10 @@ def hf_update(
         ρ. Leave it out when the gradient batch is the CG batch: ρ's model is then
         CG's own value φ(p) less λ|p|²/2 (no product), or ``matvec(p, 0.0)`` with
         structural damping.
+    cg_loss_grad : callable, optional
+        ``cg_loss_grad() -> (f, g)``: the loss and gradient at θ on the CG batch,
+        for ρ with ``rho_batch='cg'`` when the CG batch is not the gradient batch
+        (leave it out when they are one).
 
     Returns
     -------
@@ -168,10 +173,12 @@ def hf_update(
     4. :math:`\\rho = (f(\\theta + p) - f_0) / q(p)` with the undamped model
        :math:`q(p) = g^\\top p + \\tfrac12 p^\\top G p` (``curvature``); ρ is −∞ when
        the loss went up or a value is not finite. With ``rho_batch='cg'`` ρ is
-       instead measured on the CG batch as in Martens' code: the loss change
-       ``cg_loss_at(p) - cg_loss_at(0)`` (the first known from backtracking)
-       over the damped model value φ(p) that CG already computed, so no product
-       on the gradient batch is needed;
+       instead measured on the CG batch, the loss and the model both there: the
+       loss change ``cg_loss_at(p) - f_c`` (the first known from backtracking)
+       over :math:`q_c(p) = g_c^\top p + \tfrac12 p^\top G p`, with
+       ``f_c, g_c = cg_loss_grad()`` and :math:`p^\top G p` from CG's own φ(p)
+       (or one CG-batch product with structural damping): no product on the
+       gradient batch, one CG-batch gradient instead;
     5. Levenberg-Marquardt: λ ← 3/2 λ when ρ < 1/4, λ ← 2/3 λ when ρ > 3/4,
        clipped to ``[min_damping, max_damping]``;
     6. Armijo line search on ``loss_at`` (rates 1, 0.8, 0.8², …; c = 10⁻²), or
@@ -218,9 +225,17 @@ def hf_update(
     start = 0.0 if x0 is None else config.cg_decay * res.x0_scale
     restarted = False
     cg_f0 = None  # the loss at θ on the CG batch, when needed
+    memo = []
+
+    def cg_at_theta():  # (f, g) at θ on the CG batch, asked for once at most
+        if not memo:
+            f_c, g_c = (f0, g) if cg_loss_grad is None else cg_loss_grad()
+            memo.append((float(f_c), np.asarray(g_c, dtype=np.float64)))
+        return memo[0]
+
     warm = x0 is not None and res.x0_scale != 0 and bool(np.any(x0))
     if config.cold_restart and warm:
-        cg_f0 = float(cg_loss_at(np.zeros_like(g)))
+        cg_f0 = float(cg_at_theta()[0] if config.rho_batch == "cg" else cg_loss_at(np.zeros_like(g)))
         if not bt.objective < cg_f0:
             restarted = True
             cold, cold_bt = solve(None)
@@ -239,13 +254,17 @@ def hf_update(
         return probes[a]
 
     slope = float(g @ p)
+    phi_p = float(res.phi[iters[bt.index]])  # ½ pᵀ(G + λI + λμS)p + gᵀp on the CG batch
     if config.rho_batch == "cg":
-        if cg_f0 is None:
-            cg_f0 = float(cg_loss_at(np.zeros_like(p)))
-        rho = _damping.reduction_ratio(bt.objective, cg_f0, float(res.phi[iters[bt.index]]))
+        f_c, g_c = cg_at_theta()
+        if coef == 0.0:
+            pGp = 2.0 * (phi_p - slope) - lam * float(p @ p)
+        else:
+            pGp = float(p @ matvec(p, 0.0))
+        rho = _damping.reduction_ratio(bt.objective, f_c, float(g_c @ p) + 0.5 * pGp)
     else:
         if model_from_phi:
-            q = float(res.phi[iters[bt.index]]) - 0.5 * lam * float(p @ p)
+            q = phi_p - 0.5 * lam * float(p @ p)
         else:
             q = slope + 0.5 * float(p @ curvature(p))
         rho = _damping.reduction_ratio(f_line(1.0), f0, q)

@@ -292,21 +292,32 @@ def test_config_rejects_bad_values(kwargs, error, match):
         UpdateConfig(**kwargs)
 
 
-def test_rho_on_the_cg_batch_uses_the_damped_model_cg_computed():
-    """rho_batch='cg': ρ = (f_cg(p) − f_cg(0)) / φ(p), φ the damped model CG minimizes;
-    on an exact quadratic f(p) − f0 = q(p) = φ(p) − λ|p|²/2, so ρ = 1 − λ|p|² / (2 φ(p)).
-    No product on the gradient batch is made."""
+@pytest.mark.parametrize("mu", [0.0, 0.5], ids=["plain", "structural"])
+def test_rho_on_the_cg_batch_measures_loss_and_model_there(mu):
+    """rho_batch='cg' with a CG batch of its own: ρ = (f_c(p) − f_c(0)) / (g_cᵀp + ½ pᵀGp), the CG batch's
+    loss, gradient and G, whatever the gradient batch's g was (CG solved (G + λI + λμS)p = −g). pᵀGp comes
+    from CG's φ(p) without structural damping, from one CG-batch product with it; the gradient batch gets
+    no product."""
     G, g = problem(10)
+    rng = np.random.default_rng(11)
+    S = np.diag(rng.uniform(0.5, 2.0, size=N))
+    g_c = g + 0.3 * rng.normal(size=N)  # the CG batch's own gradient
     lam = 0.8
-    p = np.linalg.solve(G + lam * np.eye(N), -g)
-    phi = g @ p + 0.5 * p @ (G + lam * np.eye(N)) @ p
-    products = []
-    f = quadratic(G, g)
-    r = hf_update(lambda: (f(np.zeros(N)), g), lambda v, c: G @ v, f, DampingState(lam),
-                  UpdateConfig(rho_batch="cg"), curvature=lambda v: products.append(v) or G @ v)
-    assert products == []
-    assert r.metrics["rho"] == pytest.approx(1 - lam * (p @ p) / (2 * phi), rel=1e-9)
+    p = np.linalg.solve(G + lam * np.eye(N) + lam * mu * S, -g)
+    q_c = g_c @ p + 0.5 * p @ G @ p
+    c = -0.4 * q_c / float(p @ p) ** 2  # f_c(p) − f_c(0) = 0.6 q_c: ρ = 0.6
+    f_c = quadratic(G, g_c, f0=3.0, quartic=c)
+    A = G + lam * np.eye(N) + lam * mu * S
+    products, asked = [], []
+    r = hf_update(lambda: (quadratic(G, g)(np.zeros(N)), g), lambda v, coef: G @ v + coef * (S @ v),
+                  quadratic(G, g), DampingState(lam), UpdateConfig(rho_batch="cg", structural_weight=mu),
+                  # f_c, plus a penalty on CG's residual so that backtracking keeps the last (converged) iterate
+                  cg_loss_at=lambda x: f_c(x) + 1e6 * float(np.sum((A @ x + g) ** 2)),
+                  curvature=lambda v: products.append(v) or G @ v,
+                  cg_loss_grad=lambda: asked.append(1) or (3.0, g_c))
+    assert products == [] and asked == [1]
     np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+    assert r.metrics["rho"] == pytest.approx(0.6, rel=1e-8)
     with pytest.raises(ValueError, match="rho_batch"):
         UpdateConfig(rho_batch="both")
 
