@@ -261,8 +261,8 @@ class HFOptimizer(Trainer):
 
         Building the graphs here makes a graph that cannot be differentiated or
         cut fail when the optimizer is made; compiling lazily spares the
-        functions a run never calls (``hf_gv`` with the forward cache on,
-        ``hf_loss`` without validation data, the per-example squares without the
+        functions a run never calls (``hf_gv`` with the forward cache on and
+        ``rho_batch='cg'``, ``hf_loss`` without validation data, the per-example squares without the
         preconditioner). :attr:`compile_seconds` holds each compiled function's time.
         """
         params, cost, inputs = self.params, self.cost, self.inputs
@@ -324,8 +324,9 @@ class HFOptimizer(Trainer):
         """
         if names is None:
             names = ["hf_loss_grad", "hf_loss_at"]
-            # with the forward cache, ρ's product on the gradient batch goes through it too
-            names += ["hf_forward", "hf_gv_cached"] if self.forward_cache else ["hf_gv"]
+            names += ["hf_forward", "hf_gv_cached"] if self.forward_cache else []
+            # ρ on the gradient batch takes one product there, which no forward cache serves
+            names += ["hf_gv"] if not self.forward_cache or self.config.rho_batch == "gradient" else []
             names += ["hf_square_means"] if self.preconditioner and "hf_square_means" in self._graphs else []
         unknown = sorted(set(names) - set(self._graphs))
         if unknown:
@@ -382,14 +383,6 @@ class HFOptimizer(Trainer):
         """Mean loss, monitors and flat float64 gradient on ``batch``: ``(loss, [monitors], g)``."""
         outs = self.reduce(self._f_loss_grad, self._check_batch(batch))
         return float(outs[0]), [float(m) for m in outs[1:-1]], outs[-1]
-
-    def _gv_once(self, v, batch: Batch) -> np.ndarray:
-        """``G v`` on ``batch`` for one product (ρ's on the gradient batch): through the forward cache's two
-        functions when it is on (so ``hf_gv`` is never compiled for it), within ``cache_bytes``."""
-        if not self.forward_cache:
-            return self.gv(v, batch, 0.0)
-        cached = self.reduce.cached(self._f_forward, self._f_gv_cached, batch, self.cache_bytes)
-        return cached(v)[0] if self.structural_damping is None else cached(v, np.float64(0.0))[0]
 
     def loss_at(self, theta, batch: Batch) -> float:
         """Loss at parameters ``theta`` (flat) on ``batch``, shared variables untouched."""
@@ -695,7 +688,7 @@ class HFOptimizer(Trainer):
                 self.config,
                 psolve=psolve,
                 cg_loss_at=loss_at if same_batch else (lambda x: self.loss_at(theta + x, cg_batch)),
-                curvature=None if same_batch else (lambda v: self._gv_once(v, batch)),
+                curvature=None if same_batch else (lambda v: self.gv(v, batch, 0.0)),
                 cg_loss_grad=None if same_batch else (lambda: self.loss_grad(cg_batch)[::2]),
             )
         except FloatingPointError as err:

@@ -120,14 +120,3 @@ def test_means_in_place_are_the_same_bits_and_leave_callers_arrays_alone():
 
     np.testing.assert_array_equal(reduce(plain, batch)[0], kept)
     np.testing.assert_array_equal(kept, np.arange(4.0))  # not scaled in place
-
-
-@pytest.mark.parametrize("budget", [None, 1], ids=["cached", "over budget"])
-def test_one_product_through_the_cache_is_the_recomputing_product(budget):
-    """ρ's product on the gradient batch goes through the forward cache's functions (so the recomputing
-    ``hf_gv`` is never compiled for it): the same G v as ``gv``, within the budget or over it."""
-    m = models.mlp("softmax", n=12, seed=2)
-    opt = hf.HFOptimizer(m.cost, m.s, m.params, m.inputs, cache_bytes=budget, chunk_size=5)
-    batch = hf.Batch(tuple(m.data), (0, 0))
-    v = np.random.default_rng(0).normal(size=opt._theta().size)
-    np.testing.assert_allclose(opt._gv_once(v, batch), opt.gv(v, batch), rtol=1e-12, atol=1e-15)
