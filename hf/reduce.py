@@ -299,22 +299,28 @@ def index_positions(fn) -> tuple:
     """Positions of ``fn``'s integer inputs that its graph uses as indices (advanced indexing).
 
     Read once from the compiled graph (``fn.maker.fgraph``, ``scan`` inner graphs
-    included) and remembered on ``fn``; a callable that is not a compiled
+    included) and remembered on ``fn`` (or on ``fn.maker`` when ``fn`` takes no new
+    attribute, as a compiled function does not); a callable that is not a compiled
     PyTensor function has none.
     """
-    cached = getattr(fn, "_hf_index_positions", None)
-    if cached is not None:
-        return cached
-    fgraph = getattr(getattr(fn, "maker", None), "fgraph", None)
+    maker = getattr(fn, "maker", None)
+    for holder in (fn, maker):
+        cached = getattr(holder, "_hf_index_positions", None)
+        if cached is not None:
+            return cached
+    fgraph = getattr(maker, "fgraph", None)
     positions = ()
     if fgraph is not None:
         used = _used_as_index(fgraph.outputs)
         positions = tuple(i for i, v in enumerate(fgraph.inputs)
                           if id(v) in used and str(getattr(v.type, "dtype", "")).startswith(("int", "uint")))
-    try:
-        fn._hf_index_positions = positions
-    except AttributeError:
-        pass
+    # A compiled PyTensor function has __slots__: the memo goes on its FunctionMaker (one per function).
+    for holder in (fn, maker):
+        try:
+            holder._hf_index_positions = positions
+            break
+        except AttributeError:
+            continue
     return positions
 
 

@@ -61,3 +61,17 @@ def test_other_opfromgraph_is_left_to_the_user():
     f = _compile.function([v], op(v), mode=mode)
     assert any(isinstance(o, OpFromGraph) for o in _ops(f))
     np.testing.assert_array_equal(f(np.arange(3.0)), np.arange(3.0) * 2 + 1)
+
+
+def test_index_positions_are_read_once_per_compiled_function(monkeypatch):
+    """The integer inputs a graph uses as indices are found by walking the compiled graph once: a compiled
+    function takes no new attribute (it has __slots__), so the answer is kept on its FunctionMaker."""
+    from hf import reduce
+
+    x, y = pt.matrix("x"), pt.ivector("y")
+    f = _compile.function([x, y], pt.special.log_softmax(x, axis=1)[pt.arange(y.shape[0]), y].sum())
+    walks = []
+    real = reduce._used_as_index
+    monkeypatch.setattr(reduce, "_used_as_index", lambda outputs: walks.append(1) or real(outputs))
+    assert reduce.index_positions(f) == (1,)  # y picks the class
+    assert reduce.index_positions(f) == (1,) and len(walks) == 1
