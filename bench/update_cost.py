@@ -39,6 +39,7 @@ Writes bench/results/update_cost.json (``update_cost_quick.json`` with --quick).
 from __future__ import annotations
 
 import argparse
+import collections
 
 import numpy as np
 import pytensor
@@ -84,16 +85,26 @@ def measure(model, kind, cg_iters, updates, repeats):
     for rho, o in opts.items():
         seconds, iters = [], []
         o.step(batch)  # the first update checks the batch once (convexity, mean): not a steady update
+        o.reduce.timings = collections.Counter()  # seconds per compiled function over the measured updates
+        o.reduce.clock = C.now
         for _ in range(updates):
             t = C.now()
             m = o.step(batch)
             seconds.append(C.now() - t)
             iters.append(m["cg_iters"])
+        timings, o.reduce.timings = o.reduce.timings, None
         per_iter = [s / k for s, k in zip(seconds, iters)]
         non_cg = [(s - k * best["Gv cached"]) / best["Gv cached"] for s, k in zip(seconds, iters)]
+        # What the non-CG part is made of, in Gv per update: each compiled function beside CG's products,
+        # and the rest (Python: CG's vector algebra, sums, the update's bookkeeping).
+        gv_calls = timings.get("hf_gv_cached", 0.0)
+        parts = {name: t / updates / best["Gv cached"] for name, t in timings.items() if name != "hf_gv_cached"}
+        parts["outside compiled calls"] = (sum(seconds) - sum(timings.values())) / updates / best["Gv cached"]
+        parts["CG products, beyond the paired Gv"] = (gv_calls - sum(iters) * best["Gv cached"]) / updates / best[
+            "Gv cached"]
         rows[rho] = {"update_seconds": seconds, "cg_iters": iters,
                      "per_cg_iter_over_grad": float(np.median(per_iter) / best["plain loss+grad"]),
-                     "non_cg_in_gv": float(np.median(non_cg))}
+                     "non_cg_in_gv": float(np.median(non_cg)), "non_cg_parts_in_gv": parts}
     return {"model": model.name, "kind": kind, "seconds": best,
             "loss_grad_ratio": best["hf loss+grad"] / best["plain loss+grad"],
             "gv_over_grad": best["Gv cached"] / best["plain loss+grad"], "updates": rows}
@@ -119,6 +130,8 @@ def main(argv=None):
               f"per CG iteration / grad {u['gradient']['per_cg_iter_over_grad']:.2f} (ρ on the gradient batch), "
               f"{u['cg']['per_cg_iter_over_grad']:.2f} (ρ on the CG batch); non-CG part "
               f"{u['gradient']['non_cg_in_gv']:.2f} / {u['cg']['non_cg_in_gv']:.2f} Gv", flush=True)
+        print("  non-CG part (ρ on the gradient batch), Gv per update: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in u["gradient"]["non_cg_parts_in_gv"].items()), flush=True)
     targets = {}
     for r in results:
         per_iter = r["updates"]["gradient"]["per_cg_iter_over_grad"]  # the optimizer's default ρ

@@ -81,16 +81,18 @@ class ExampleMean:
         #: Set to a dict (e.g. ``collections.Counter()``) to accumulate the seconds spent in
         #: each compiled function, by its name (``hf_gv_cached``, ...): where an update's time goes.
         self.timings = None
+        #: The clock of :attr:`timings` (wall-clock; ``time.process_time`` counts this process's CPU only).
+        self.clock = time.perf_counter
 
     def _call(self, fn, batch, *args):
         if self.timings is None:
             return call(fn, batch, *args)
-        t0 = time.perf_counter()
+        t0 = self.clock()
         try:
             return call(fn, batch, *args)
         finally:
             name = getattr(fn, "name", None) or repr(fn)
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+            self.timings[name] = self.timings.get(name, 0.0) + self.clock() - t0
 
     # ------------------------------------------------------------------ processes
     @property
