@@ -9,8 +9,9 @@ unless the user chose a mode or linker (``PYTENSOR_FLAGS`` or an explicit
 PyTensor 3 writes softmax, log-softmax and a few others as ``SymbolicOp``
 nodes (an inner graph with no C code). The C backend leaves them in the graph
 and runs each through its own inner function, compiled on first call with the
-default, numba, mode: the README's quick start spent about 20 s of its cold
-start JIT-compiling one ``log_softmax``. ``hf``'s mode therefore replaces them by
+default, numba, mode: JIT-compiling one ``log_softmax`` was most of the README
+quick start's cold start beside C compilation (about 8 s), and every call went
+through a Python-level inner function. ``hf``'s mode therefore replaces them by
 their inner graphs after PyTensor's stabilizing rewrites (which recognise
 ``log(softmax(x))`` and build these nodes), so that the C backend compiles and
 fuses their arithmetic like any other.

@@ -198,10 +198,6 @@ def hf_update(
         raise FloatingPointError(f"the loss or the gradient is not finite at the current parameters (loss={f0!r})")
     coef = lam * config.structural_weight
     cg_loss_at = loss_at if cg_loss_at is None else cg_loss_at
-    # The gradient batch is the CG batch: q(p) comes from CG's own φ(p) = q(p) + λ/2 |p|² when the damped
-    # matrix is G + λI (no structural term), else from one product with the CG batch's G.
-    model_from_phi = curvature is None and coef == 0.0
-    curvature = (lambda v: matvec(v, 0.0)) if curvature is None else curvature
 
     out = np.empty_like(g)  # CG uses each product once, before it asks for the next: one buffer serves all
 
@@ -254,20 +250,20 @@ def hf_update(
         return probes[a]
 
     slope = float(g @ p)
-    phi_p = float(res.phi[iters[bt.index]])  # ½ pᵀ(G + λI + λμS)p + gᵀp on the CG batch
+
+    def cg_pGp():
+        """pᵀGp on the CG batch: from CG's own φ(p) = gᵀp + ½pᵀ(G + λI)p when there is no structural
+        term (no product), else one product."""
+        if coef == 0.0:
+            return 2.0 * (float(res.phi[iters[bt.index]]) - slope) - lam * float(p @ p)
+        return float(p @ matvec(p, 0.0))
+
     if config.rho_batch == "cg":
         f_c, g_c = cg_at_theta()
-        if coef == 0.0:
-            pGp = 2.0 * (phi_p - slope) - lam * float(p @ p)
-        else:
-            pGp = float(p @ matvec(p, 0.0))
-        rho = _damping.reduction_ratio(bt.objective, f_c, float(g_c @ p) + 0.5 * pGp)
+        rho = _damping.reduction_ratio(bt.objective, f_c, float(g_c @ p) + 0.5 * cg_pGp())
     else:
-        if model_from_phi:
-            q = phi_p - 0.5 * lam * float(p @ p)
-        else:
-            q = slope + 0.5 * float(p @ curvature(p))
-        rho = _damping.reduction_ratio(f_line(1.0), f0, q)
+        pGp = cg_pGp() if curvature is None else float(p @ curvature(p))
+        rho = _damping.reduction_ratio(f_line(1.0), f0, slope + 0.5 * pGp)
     bounds = {"min_damping": config.min_damping, "max_damping": config.max_damping}
     new_lam = _damping.levenberg_marquardt(lam, rho, **bounds)
 
