@@ -97,11 +97,11 @@ def measure(model, kind, cg_iters, updates, repeats):
         non_cg = [(s - k * best["Gv cached"]) / best["Gv cached"] for s, k in zip(seconds, iters)]
         # What the non-CG part is made of, in Gv per update: each compiled function beside CG's products,
         # and the rest (Python: CG's vector algebra, sums, the update's bookkeeping).
-        gv_calls = timings.get("hf_gv_cached", 0.0)
-        parts = {name: t / updates / best["Gv cached"] for name, t in timings.items() if name != "hf_gv_cached"}
-        parts["outside compiled calls"] = (sum(seconds) - sum(timings.values())) / updates / best["Gv cached"]
-        parts["CG products, beyond the paired Gv"] = (gv_calls - sum(iters) * best["Gv cached"]) / updates / best[
-            "Gv cached"]
+        unit = updates * best["Gv cached"]  # seconds of one Gv per update, over the measured updates
+        parts = {name: t / unit for name, t in timings.items() if name != "hf_gv_cached"}
+        parts["outside compiled calls"] = (sum(seconds) - sum(timings.values())) / unit
+        parts["CG products, beyond the paired Gv"] = (timings.get("hf_gv_cached", 0.0)
+                                                      - sum(iters) * best["Gv cached"]) / unit
         rows[rho] = {"update_seconds": seconds, "cg_iters": iters,
                      "per_cg_iter_over_grad": float(np.median(per_iter) / best["plain loss+grad"]),
                      "non_cg_in_gv": float(np.median(non_cg)), "non_cg_parts_in_gv": parts}
