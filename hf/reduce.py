@@ -163,16 +163,42 @@ class ExampleMean:
                 count += n
         return totals, count
 
+    def _mean(self, rows) -> list:
+        """``combine(*_sums(rows))``; one chunk's outputs are its mean as they are.
+
+        A batch of one chunk (no ``chunk_size``, or a batch no larger) has its
+        mean in the function's outputs: scaling them by ``n`` and dividing by
+        ``n`` again would be two passes over every output (a gradient, each of
+        CG's products) that change nothing but the last bit. A subclass that
+        combines sums across processes (:class:`hf.mpi.DistributedMean`)
+        always goes through :meth:`_sums` and :meth:`combine`.
+        """
+        if type(self).combine is not ExampleMean.combine or type(self)._sums is not ExampleMean._sums:
+            return self.combine(*self._sums(rows))
+        rows = iter(rows)
+        head = list(itertools.islice(rows, 2))
+        if len(head) != 1 or not head[0][1]:
+            return self.combine(*self._sums(itertools.chain(head, rows)))
+        values, _, owned = head[0]
+        out = []
+        for v in values:
+            a = np.asarray(v, dtype=np.float64)
+            if a.ndim == 0:
+                out.append(a[()])
+            else:  # this method's own array, as combine's are: a caller may write into it
+                out.append(a if (owned or a is not v) and a.flags.writeable else a.copy())
+        return out
+
     def __call__(self, fn: Callable, batch: Batch, *args) -> list:
         """Mean over examples of each output of ``fn(*chunk_arrays, *args)`` (float64)."""
         return self.over(fn, [batch], *args)
 
     def over(self, fn: Callable, batches, *args) -> list:
         """Mean over the examples of several batches (a validation pass), one combination."""
-        return self.combine(*self._sums(
+        return self._mean(
             (_outputs(self._call(fn, chunk, *args)), n, _owned(fn))
             for batch in batches for chunk, n in batch.chunks(self.chunk_size)
-        ))
+        )
 
     def cached(self, forward: Callable, fn: Callable, batch: Batch, max_bytes: int | None = None) -> Callable:
         """``fn``'s mean over ``batch`` as a function of its trailing arguments, with
@@ -209,7 +235,7 @@ class ExampleMean:
                     values = cache if cache is not None else list(_outputs(self._call(forward, chunk)))
                     yield _outputs(self._call(fn, chunk, *values, *args)), n, owned
 
-            return self.combine(*self._sums(rows()))
+            return self._mean(rows())
 
         mean.nbytes = int(sum(np.asarray(c).nbytes for cache in caches if cache is not None for c in cache))
         return mean

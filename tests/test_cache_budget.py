@@ -120,3 +120,32 @@ def test_means_in_place_are_the_same_bits_and_leave_callers_arrays_alone():
 
     np.testing.assert_array_equal(reduce(plain, batch)[0], kept)
     np.testing.assert_array_equal(kept, np.arange(4.0))  # not scaled in place
+
+
+def test_one_chunk_mean_is_the_functions_outputs_and_the_callers_own():
+    """A batch of one chunk: the mean is the function's own outputs bit for bit (no ·n/n round trip), in
+    arrays the caller may overwrite without touching what a plain Python function keeps; a weightless
+    chunk (n = 0) still has no mean."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    x = pt.matrix("x")
+    f = pytensor.function([x], [x.mean(axis=0) * 3.0, x.mean()])
+    X = np.random.default_rng(4).normal(size=(7, 4))
+    vec, scalar = f(X)
+    for reduce in (ExampleMean(), ExampleMean(chunk_size=7)):
+        got_vec, got_scalar = reduce(f, Batch((X,), (0,)))
+        np.testing.assert_array_equal(got_vec, vec)
+        assert got_scalar == scalar and isinstance(got_scalar, np.float64)
+        got_vec[:] = 0.0  # the caller's own array
+        np.testing.assert_array_equal(reduce(f, Batch((X,), (0,)))[0], vec)
+    kept = np.arange(4.0)
+    out = ExampleMean()(lambda x: [kept], Batch((X,), (0,)))[0]
+    out += 1.0
+    np.testing.assert_array_equal(kept, np.arange(4.0))
+    cached = ExampleMean().cached(lambda x: [2.0 * x], lambda x, c, v: [np.mean(c @ v, keepdims=True)],
+                                  Batch((X,), (0,)))
+    v = np.arange(4.0)
+    np.testing.assert_array_equal(cached(v)[0], [np.mean(2.0 * X @ v)])
+    with pytest.raises(ValueError, match="no examples"):
+        ExampleMean()._mean(iter([([np.ones(2)], 0, True)]))

@@ -298,8 +298,10 @@ def cg(
         r \leftarrow r - \alpha A d, \quad
         d \leftarrow M^{-1} r + \frac{r_{new}^T z_{new}}{r^T z} d .
 
-    The quadratic is tracked without extra products because
-    :math:`\phi(x) = \tfrac12 x^T A x - b^T x = -\tfrac12 x^T (b + r)`.
+    The quadratic is tracked without extra products: at the start point
+    :math:`\phi(x_0) = \tfrac12 x_0^T A x_0 - b^T x_0 = -\tfrac12 x_0^T (b + r_0)`,
+    and along each step :math:`\phi(x + \alpha d) = \phi(x) - \alpha\, d^T r +
+    \tfrac12 \alpha^2\, d^T A d`.
 
     The run stops at the first of:
 
@@ -454,11 +456,13 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
             message = f"non-positive curvature d^T A d = {dAd:.3e} at iteration {it}"
             break
         alpha = rz / dAd
+        # φ(x + αd) = φ(x) − α dᵀr + ½α² dᵀAd (r = b − Ax): one dot product, where −½ x_newᵀ(b + r_new)
+        # takes two passes over three vectors.
+        phi_new = phi[-1] - alpha * float(d @ r) + 0.5 * alpha * alpha * dAd
         np.multiply(d, alpha, out=x_new)
         x_new += x
         np.multiply(Ad, -alpha, out=r_new)
         r_new += r
-        phi_new = -0.5 * (float(x_new @ b) + float(x_new @ r_new))
         r_norm = float(np.sqrt(r_new @ r_new))
         if not (math.isfinite(alpha) and math.isfinite(phi_new) and math.isfinite(r_norm)):
             status = CGStatus.NON_FINITE
