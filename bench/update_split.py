@@ -3,7 +3,7 @@
 Runs several ``HFOptimizer.step(batch, cg_batch)`` on the deep autoencoder and
 the tanh RNN of bench/_common.py with ``preconditioner=True``, the optimizer's
 compiled functions replaced by timing wrappers (``_f_loss_grad``,
-``_f_forward``, ``_f_gv_cached``, ``_f_gv``, ``_f_loss_at``; a benchmark may
+``_f_forward``, ``_f_gv_cached``, ``_f_gv``, ``_f_gv_form``, ``_f_loss_at``; a benchmark may
 reach into private attributes). Each compiled call is charged to one part of
 the update:
 
@@ -12,7 +12,8 @@ the update:
 * CG Gv products: ``_f_gv_cached`` (one per CG iteration);
 * backtracking probes: ``_f_loss_at`` on the CG batch;
 * line-search probes: ``_f_loss_at`` on the gradient batch (the first is ρ's);
-* ρ's Gv: ``_f_gv`` on the gradient batch (one per update);
+* ρ's pᵀGp: ``_f_gv_form`` on the gradient batch (one per update; a full
+  product ``_f_gv`` before the form existed, the part's older name "rho's Gv");
 * preconditioner: ``_f_loss_grad`` on single examples (Martens' per-example
   squared gradients), and the time of the whole preconditioner build
   (``mean_square_gradients``, its Python loop included);
@@ -39,7 +40,7 @@ import collections
 import _common as C  # noqa: E402  (bench/ is the script's folder)
 
 PARTS = ("gradient", "forward cache", "CG Gv products", "backtracking probes", "line-search probes",
-         "rho's Gv (gradient batch)", "preconditioner (compiled)", "other compiled")
+         "rho's pGp (gradient batch)", "preconditioner (compiled)", "other compiled")
 
 
 class Recorder:
@@ -75,8 +76,10 @@ class Recorder:
             return "forward cache"
         if name == "_f_gv_cached":
             return "CG Gv products"
+        if name == "_f_gv_form":
+            return "rho's pGp (gradient batch)"
         if name == "_f_gv":
-            return "rho's Gv (gradient batch)" if self.phase == "rho" else "CG Gv products"
+            return "CG Gv products"
         if name == "_f_loss_at":
             return "backtracking probes" if self.phase == "cg probe" else "line-search probes"
         return "other compiled"
@@ -85,7 +88,8 @@ class Recorder:
 def instrument(opt):
     rec = Recorder()
     opt.compile()  # functions compile lazily: compile what an update uses, then wrap them in place
-    for name in ("hf_loss_grad", "hf_forward", "hf_gv_cached", "hf_gv", "hf_loss_at", "hf_loss", "hf_square_means"):
+    for name in ("hf_loss_grad", "hf_forward", "hf_gv_cached", "hf_gv", "hf_gv_form", "hf_loss_at", "hf_loss",
+                 "hf_square_means"):
         if name in opt._graphs:
             opt._compiled[name] = rec.wrap(opt._function(name), "_f_" + name[3:])
     cls = type(opt)
@@ -106,14 +110,7 @@ def instrument(opt):
         finally:
             rec.phase = None
 
-    def gv(v, batch, coef=0.0):
-        rec.phase = "rho" if batch is rec.batch else None
-        try:
-            return cls.gv(opt, v, batch, coef)
-        finally:
-            rec.phase = None
-
-    opt.mean_square_gradients, opt.loss_at, opt.gv = mean_square_gradients, loss_at, gv
+    opt.mean_square_gradients, opt.loss_at = mean_square_gradients, loss_at
     return rec
 
 

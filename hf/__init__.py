@@ -26,6 +26,7 @@ finally:
 from .curvature import (
     StructuralDamping,
     damped_gauss_newton_product,
+    gauss_newton_form,
     gauss_newton_product,
     structural_damping_product,
 )
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HFOptimizer",
     "gauss_newton_product",
+    "gauss_newton_form",
     "structural_damping_product",
     "damped_gauss_newton_product",
     "StructuralDamping",

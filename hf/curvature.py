@@ -38,6 +38,7 @@ from .graph import (  # noqa: F401
 
 __all__ = [
     "gauss_newton_product",
+    "gauss_newton_form",
     "damped_gauss_newton_product",
     "StructuralDamping",
     "structural_damping_product",
@@ -187,6 +188,29 @@ def gauss_newton_product(cost, s, params, v, *, jv="pullback") -> list:
     HJv = _loss_hessian_product(cost, s, Jv)
     # 3. Jᵀ (H_L Jv): pull the result back to the parameters.
     return list(pullback(s, params, HJv))
+
+
+def gauss_newton_form(cost, s, params, v, *, jv="pullback"):
+    """Symbolic quadratic form ``vᵀ G v = (J v)ᵀ H_L (J v)``, a scalar.
+
+    The same curvature as :func:`gauss_newton_product` (same arguments, same
+    checks), without its last step: the pull back of ``H_L J v`` to the
+    parameters. What HF's reduction ratio needs on the gradient batch is this one
+    number, ``pᵀGp``; built as a form it skips the reverse pass of a full product
+    (``bench/gv_form.py`` times the two).
+
+    Returns
+    -------
+    scalar TensorVariable
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`gauss_newton_product`.
+    """
+    params, v = _check_product_args(cost, s, params, v)
+    Jv = _jv(s, params, v, jv)
+    return pt.sum(Jv * _loss_hessian_product(cost, s, Jv))
 
 
 _NONLINEARITIES = ("tanh", "logistic")

@@ -25,7 +25,7 @@ from . import _compile
 from . import options as _options
 from . import damping as _damping
 from ._loop import Run, Trainer, log, monitor_pairs
-from .curvature import StructuralDamping, damped_gauss_newton_product, gauss_newton_product
+from .curvature import StructuralDamping, damped_gauss_newton_product, gauss_newton_form, gauss_newton_product
 from .graph import (
     check_connected,
     check_scalar_cost,
@@ -261,9 +261,9 @@ class HFOptimizer(Trainer):
 
         Building the graphs here makes a graph that cannot be differentiated or
         cut fail when the optimizer is made; compiling lazily spares the
-        functions a run never calls (``hf_gv`` with the forward cache on and
-        ``rho_batch='cg'``, ``hf_loss`` without validation data, the per-example squares without the
-        preconditioner). :attr:`compile_seconds` holds each compiled function's time.
+        functions a run never calls (``hf_gv`` with the forward cache on, ``hf_gv_form``
+        with ``rho_batch='cg'`` or one batch for gradient and CG, ``hf_loss`` without
+        validation data, the per-example squares without the preconditioner). :attr:`compile_seconds` holds each compiled function's time.
         """
         params, cost, inputs = self.params, self.cost, self.inputs
         self.compile_seconds = {}
@@ -289,6 +289,8 @@ class HFOptimizer(Trainer):
             Gv = damped_gauss_newton_product(cost, self.s, params, vs, self.structural_damping, coef, jv=self.jv)
         Gv = flatten(Gv)
         graphs["hf_gv"] = (inputs + [v] + extra, Gv, {})
+        # ρ's pᵀGp on the gradient batch: the form alone, without the product's reverse pass.
+        graphs["hf_gv_form"] = (inputs + [v], gauss_newton_form(cost, self.s, params, vs, jv=self.jv), {})
         if self.forward_cache:
             # The forward part, computed once per update, and Gv as a function of it.
             frontier, placeholders, (Gv_cached,) = split_constant_part([Gv], [v] + extra)
@@ -325,8 +327,10 @@ class HFOptimizer(Trainer):
         if names is None:
             names = ["hf_loss_grad", "hf_loss_at"]
             names += ["hf_forward", "hf_gv_cached"] if self.forward_cache else []
-            # ρ on the gradient batch takes one product there, which no forward cache serves
-            names += ["hf_gv"] if not self.forward_cache or self.config.rho_batch == "gradient" else []
+            names += ["hf_gv"] if not self.forward_cache else []
+            # ρ on the gradient batch takes pᵀGp there (when it is not the CG batch), which no forward
+            # cache serves
+            names += ["hf_gv_form"] if self.config.rho_batch == "gradient" else []
             names += ["hf_square_means"] if self.preconditioner and "hf_square_means" in self._graphs else []
         unknown = sorted(set(names) - set(self._graphs))
         if unknown:
@@ -339,6 +343,7 @@ class HFOptimizer(Trainer):
     _f_loss = property(lambda self: self._function("hf_loss"))
     _f_loss_at = property(lambda self: self._function("hf_loss_at"))
     _f_gv = property(lambda self: self._function("hf_gv"))
+    _f_gv_form = property(lambda self: self._function("hf_gv_form"))
     _f_forward = property(lambda self: self._function("hf_forward"))
     _f_gv_cached = property(lambda self: self._function("hf_gv_cached"))
 
@@ -378,6 +383,11 @@ class HFOptimizer(Trainer):
         if self.structural_damping is not None:
             args = args + (np.float64(structural_coef),)
         return self.reduce(self._f_gv, self._check_batch(batch), *args)[0]
+
+    def gauss_newton_form(self, v, batch: Batch) -> float:
+        """Mean ``vᵀ G v`` on ``batch`` (no structural damping term): ``v @ self.gv(v, batch)``
+        without the product's reverse pass."""
+        return float(self.reduce(self._f_gv_form, self._check_batch(batch), self._flat("v", v))[0])
 
     def loss_grad(self, batch: Batch):
         """Mean loss, monitors and flat float64 gradient on ``batch``: ``(loss, [monitors], g)``."""
@@ -688,7 +698,7 @@ class HFOptimizer(Trainer):
                 self.config,
                 psolve=psolve,
                 cg_loss_at=loss_at if same_batch else (lambda x: self.loss_at(theta + x, cg_batch)),
-                curvature=None if same_batch else (lambda v: self.gv(v, batch, 0.0)),
+                curvature_form=None if same_batch else (lambda p: self.gauss_newton_form(p, batch)),
                 cg_loss_grad=None if same_batch else (lambda: self.loss_grad(cg_batch)[::2]),
             )
         except FloatingPointError as err:

@@ -112,6 +112,7 @@ def hf_update(
     cg_loss_at: Optional[Callable[[np.ndarray], float]] = None,
     curvature: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     cg_loss_grad: Optional[Callable[[], tuple]] = None,
+    curvature_form: Optional[Callable[[np.ndarray], float]] = None,
 ) -> UpdateResult:
     """One HF update [Mart10, MS12] on flat float64 vectors.
 
@@ -144,6 +145,10 @@ def hf_update(
         ``cg_loss_grad() -> (f, g)``: the loss and gradient at θ on the CG batch,
         for ρ with ``rho_batch='cg'`` when the CG batch is not the gradient batch
         (leave it out when they are one).
+    curvature_form : callable, optional
+        ``curvature_form(p) -> pᵀ G p`` on the gradient batch: what ρ's model
+        takes from ``curvature``, given as the number itself (a quadratic form
+        costs less than a product). Used instead of ``curvature`` when given.
 
     Returns
     -------
@@ -171,7 +176,8 @@ def hf_update(
        same system and backtracks in the same way; the update goes on with the run
        whose choice has the lower ``cg_loss_at`` (the cold one on a tie);
     4. :math:`\\rho = (f(\\theta + p) - f_0) / q(p)` with the undamped model
-       :math:`q(p) = g^\\top p + \\tfrac12 p^\\top G p` (``curvature``); ρ is −∞ when
+       :math:`q(p) = g^\\top p + \\tfrac12 p^\\top G p` (``curvature_form`` or
+       ``curvature``); ρ is −∞ when
        the loss went up or a value is not finite. With ``rho_batch='cg'`` ρ is
        instead measured on the CG batch, the loss and the model both there: the
        loss change ``cg_loss_at(p) - f_c`` (the first known from backtracking)
@@ -262,7 +268,10 @@ def hf_update(
         f_c, g_c = cg_at_theta()
         rho = _damping.reduction_ratio(bt.objective, f_c, float(g_c @ p) + 0.5 * cg_pGp())
     else:
-        pGp = cg_pGp() if curvature is None else float(p @ curvature(p))
+        if curvature_form is not None:
+            pGp = float(curvature_form(p))
+        else:
+            pGp = cg_pGp() if curvature is None else float(p @ curvature(p))
         rho = _damping.reduction_ratio(f_line(1.0), f0, slope + 0.5 * pGp)
     bounds = {"min_damping": config.min_damping, "max_damping": config.max_damping}
     new_lam = _damping.levenberg_marquardt(lam, rho, **bounds)

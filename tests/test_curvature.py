@@ -84,6 +84,19 @@ def test_gv_matches_dense_jt_h_j(case):
         np.testing.assert_allclose(gv(v), G @ v, rtol=1e-6, atol=1e-8)
 
 
+def test_gauss_newton_form_is_v_dense_g_v(case):
+    """The quadratic form ρ uses, vᵀGv, against the dense Jᵀ H J (its own graph, no product)."""
+    model, _, G = case
+    v = pt.vector("v", dtype="float64")
+    form = hf.gauss_newton_form(model.cost, model.s, model.params, unflatten(v, model.params))
+    assert form.ndim == 0
+    f = compile_function(model.inputs + [v], form, on_unused_input="ignore")
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        u = rng.normal(size=G.shape[0])
+        assert float(f(*model.data, u)) == pytest.approx(u @ G @ u, rel=1e-6, abs=1e-9)
+
+
 def test_gv_symmetric_and_psd(case):
     _, gv, G = case
     rng = np.random.default_rng(2)

@@ -292,20 +292,22 @@ def test_time_spent_in_each_compiled_function_is_recorded_on_request():
 
     cost, s, params, inputs, data, ref = least_squares(n=30)
     batch = hf.Batch(tuple(data), (0, 0))
-    # A CG batch of its own: ρ's product on the gradient batch is one uncached hf_gv call.
+    # A CG batch of its own: ρ's pᵀGp on the gradient batch is one hf_gv_form call.
     opt = hf.HFOptimizer(cost, s, params, inputs, rho_batch="gradient")
     opt.step(batch, batch.head(15))  # first calls load the compiled modules
     assert opt.reduce.timings is None  # off by default: no clock reads
     opt.reduce.timings = collections.Counter()
     tm = opt.step(batch, batch.head(15))
     names = set(opt.reduce.timings)
-    assert {"hf_loss_grad", "hf_forward", "hf_gv_cached", "hf_loss_at", "hf_gv"} <= names
+    assert {"hf_loss_grad", "hf_forward", "hf_gv_cached", "hf_loss_at", "hf_gv_form"} <= names
+    assert "hf_gv" not in names and "hf_gv" not in opt.compile_seconds
     assert 0 < sum(opt.reduce.timings.values()) <= tm["seconds"]
-    # One batch for both: ρ's model is CG's own value, and hf_gv is neither called nor compiled.
+    # One batch for both: ρ's model is CG's own value, and no product or form is called or compiled.
     opt = hf.HFOptimizer(cost, s, params, inputs, rho_batch="gradient")
     opt.reduce.timings = collections.Counter()
     opt.step(batch)
-    assert "hf_gv" not in opt.reduce.timings and "hf_gv" not in opt.compile_seconds
+    for name in ("hf_gv", "hf_gv_form"):
+        assert name not in opt.reduce.timings and name not in opt.compile_seconds
     assert {"hf_loss_grad", "hf_forward", "hf_gv_cached"} <= set(opt.reduce.timings)
 
 

@@ -345,3 +345,24 @@ def test_rho_on_the_cg_batch_alone_takes_its_model_from_cg_without_a_product():
                   cg_loss_at=lambda x: g @ x + 0.5 * x @ (G + lam * np.eye(N)) @ x)  # the last iterate wins
     assert r.metrics["rho"] == pytest.approx(0.5, rel=1e-8)
     assert len(products) == r.metrics["cg_iters"]
+
+
+def test_rho_on_the_gradient_batch_takes_pGp_from_the_form_when_given():
+    """A CG batch with its own curvature G_c: the step solves (G_c + λI)p = −g, ρ's model takes pᵀGp on the
+    gradient batch from ``curvature_form`` (one call, no product there), and ρ is the hand-derived one."""
+    G, g = problem(4)
+    G_c, _ = problem(5)  # the CG batch's curvature
+    lam = 0.3
+    p = np.linalg.solve(G_c + lam * np.eye(N), -g)
+    q = g @ p + 0.5 * p @ G @ p  # the gradient batch's model
+    c = -0.7 * q / float(p @ p) ** 2  # f(p) − f(0) = 0.3 q: ρ = 0.3
+    loss = quadratic(G, g, quartic=c)
+    forms, products = [], []
+    r = hf_update(lambda: (loss(np.zeros(N)), g), lambda v, coef: G_c @ v, loss, DampingState(lam, None),
+                  UpdateConfig(rho_batch="gradient"),
+                  cg_loss_at=lambda x: g @ x + 0.5 * x @ (G_c + lam * np.eye(N)) @ x,  # the last iterate wins
+                  curvature=lambda v: products.append(v) or G @ v,
+                  curvature_form=lambda x: forms.append(x) or float(x @ G @ x))
+    np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+    assert r.metrics["rho"] == pytest.approx(0.3, rel=1e-8)
+    assert len(forms) == 1 and products == []
