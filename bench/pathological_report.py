@@ -43,6 +43,7 @@ Run::
     python bench/pathological_report.py                          # the table, on standard output
     python bench/pathological_report.py --png docs/pathological.png
     python bench/pathological_report.py --update docs/pathological.md   # between the two marker lines
+    python bench/pathological_report.py --readme README.md   # HF against tuned Adam, README's section
 
 ``--update FILE`` replaces the lines between ``<!-- pathological:begin -->``
 and ``<!-- pathological:end -->`` in FILE with the table.
@@ -58,9 +59,10 @@ import statistics
 import sys
 
 try:  # imported as bench.pathological_report (tests)
-    from bench import records
+    from bench import records, rnn_queue
 except ImportError:  # run as python bench/pathological_report.py: bench/ is the script's folder
     import records
+    import rnn_queue
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "pathological.jsonl")
@@ -481,11 +483,72 @@ def update_file(path, table):
         f.write(head + BEGIN + "\n" + table + END + tail)
 
 
+README_BEGIN, README_END = "<!-- rnn-head-to-head:start -->", "<!-- rnn-head-to-head:end -->"
+
+
+def readme_section(records, rows, min_seeds=3):
+    """The README's RNN half of "Where HF wins": on each problem of ``bench/rnn_queue.py``, the HF cells
+    of 30 minutes with at least ``min_seeds`` seeds beside Kingma & Ba's Adam at its tuned learning rate
+    (the tuning seed's best, ``rnn_queue.best_lr``) on the reported seeds, once that Adam has
+    ``min_seeds`` of them; a line per problem says what is still missing."""
+    budget = f"{rnn_queue.BUDGET:g} s"
+    table, pending = [], []
+    for task, T in rnn_queue.PROBLEMS:
+        lr = rnn_queue.best_lr(records, task, T)
+        tuned = [r for r in records if rnn_queue.is_fair_adam(r) and r["task"] == task and r["T"] == T
+                 and r["seed"] == rnn_queue.TUNING_SEED and r["budget"]["seconds"] == rnn_queue.TUNING_BUDGET]
+        adam = [row for row in rows if row["task"] == task and row["T"] == T and row["optimizer_key"] == "adam"
+                and row["budget"] == budget and not row["variant"] and lr is not None
+                and row["lr"] is not None and math.isclose(row["lr"], lr)
+                and set(row["seeds"]) <= set(rnn_queue.SEEDS)]
+        hf = [row for row in rows if row["task"] == task and row["T"] == T and row["optimizer_key"] == "hf"
+              and row["budget"] == budget and row["n"] >= min_seeds]
+        name = f"{TASK_LABELS.get(task, task)}, T = {T}"
+        if adam and adam[0]["n"] >= min_seeds and hf:
+            table += [(name, row) for row in hf + adam[:1]]
+            continue
+        grid = f"Adam's grid {len(tuned)}/{len(rnn_queue.LRS)} runs on seed {rnn_queue.TUNING_SEED}"
+        if lr is not None:
+            best = [r for r in tuned if math.isclose(r["lr"], lr)][0]["outcome"]
+            grid += (f", best lr {lr:g} (" + (f"solved in {best['time_to_solve']:.0f} s" if best["solved"]
+                                               else f"not solved, {100 * (best['best_success'] or 0):.1f}%") + ")")
+        seeds = adam[0]["n"] if adam else 0
+        pending.append(f"- {name}: {grid}; {seeds} of its {len(rnn_queue.SEEDS)} 30-minute seeds run"
+                       + ("" if hf else f"; no HF cell of 30 minutes with {min_seeds} seeds"))
+    out = []
+    if table:
+        out += ["| problem | method | solved | median time to solve | best success of the failures |",
+                "|---|---|---|---|---|"]
+        for name, r in table:
+            method = r["optimizer"] + (f" ({r['variant']})" if r["variant"] else "")
+            median = "–" if r["median_time"] is None else f"{r['median_time']:.0f} s"
+            best = "–" if r["best_failure"] is None else f"{100 * r['best_failure']:.1f}%"
+            out.append(f"| {name} | {method} | {r['solved']}/{r['n']} | {median} | {best} |")
+        out.append("")
+    if pending:
+        out += ["Not shown yet (Kingma & Ba's Adam, tuned on a grid, against HF, 30 minutes per seed):"] + pending
+    return "\n".join(out) + "\n"
+
+
+def update_readme(path, text):
+    """Replace the lines between :data:`README_BEGIN` and :data:`README_END` of ``path`` with ``text``."""
+    with open(path, encoding="utf-8") as f:
+        whole = f.read()
+    if README_BEGIN not in whole or README_END not in whole:
+        raise SystemExit(f"{path}: no {README_BEGIN} ... {README_END} lines to replace")
+    head, rest = whole.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + README_BEGIN + "\n" + text + README_END + tail)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default=RESULTS, help="JSON-lines file (default bench/results/pathological.jsonl)")
     p.add_argument("--png", default=None, help="also draw the plot to this PNG")
     p.add_argument("--update", default=None, metavar="FILE", help="write the table between the marker lines of FILE")
+    p.add_argument("--readme", default=None, metavar="FILE",
+                   help="write the RNN head-to-head (HF against tuned Adam) into FILE's marked section")
     args = p.parse_args(argv)
     records, problems = load(args.results)
     for message in problems:
@@ -503,6 +566,9 @@ def main(argv=None):
     if args.update:
         update_file(args.update, table)
         print(f"table written to {args.update}")
+    if args.readme:
+        update_readme(args.readme, readme_section(records, rows))
+        print(f"head-to-head written to {args.readme}")
     return rows
 
 

@@ -439,3 +439,34 @@ def test_adam_cells_without_a_bias_setting_are_downhills_and_a_family_of_their_o
     best, _ = report.longest(rows)
     assert best["memorization_5bit"]["adam"] is None
     assert best["memorization_5bit"]["adam-downhill"] == (100, 2, 3)
+
+
+def test_readme_head_to_head_shows_hf_beside_adam_at_its_tuned_rate_once_it_has_three_seeds(tmp_path):
+    """addition T=50: the tuning seed's grid picks lr 3e-4 (solved, where 1e-3 was not); that rate's three
+    30-minute seeds (2 solved, 100 s and 300 s) sit beside HF's 3 seeds (3 solved); a 30-minute Adam seed at
+    the rate the grid did not pick is left out. 5-bit memorization T=100 has one Adam seed: a pending line."""
+    report = load_bench("pathological_report")
+
+    def timed(record, seconds):
+        return {**record, "budget": {"seconds": seconds, "max_updates": None}}
+
+    records = [timed(_record("addition", 50, "adam", 0, True, 0.99, time=250.0, lr=3e-4, unit="epochs"), 300.0),
+               timed(_record("addition", 50, "adam", 0, False, 0.6, lr=1e-3, unit="epochs"), 300.0),
+               timed(_record("addition", 50, "adam", 1, True, 0.99, time=100.0, lr=3e-4, unit="epochs"), 1800.0),
+               timed(_record("addition", 50, "adam", 2, True, 0.99, time=300.0, lr=3e-4, unit="epochs"), 1800.0),
+               timed(_record("addition", 50, "adam", 3, False, 0.42, lr=3e-4, unit="epochs"), 1800.0),
+               timed(_record("addition", 50, "adam", 1, True, 0.99, time=50.0, lr=1e-3, unit="epochs"), 1800.0)]
+    records += [timed(_record("addition", 50, "hf", s, True, 0.995, time=t, updates=10), 1800.0)
+                for s, t in ((1, 20.0), (2, 40.0), (3, 90.0))]
+    records += [timed(_record("memorization_5bit", 100, "adam", 0, False, 0.2, lr=1e-3, unit="epochs"), 300.0),
+                timed(_record("memorization_5bit", 100, "adam", 1, False, 0.3, lr=1e-3, unit="epochs"), 1800.0)]
+    text = report.readme_section(records, _cells(report, records))
+    assert "| addition, T = 50 | HF μ=0.03 | 3/3 | 40 s | – |" in text
+    assert "| addition, T = 50 | Adam lr=0.0003 | 2/3 | 200 s | 42.0% |" in text
+    assert "lr=0.001" not in text.split("Not shown yet")[0]
+    assert ("- memorization (5-bit), T = 100: Adam's grid 1/5 runs on seed 0, best lr 0.001 (not solved, 20.0%); "
+            "1 of its 3 30-minute seeds run; no HF cell of 30 minutes with 3 seeds") in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_BEGIN}\nold\n{report.README_END}\nrest\n")
+    report.update_readme(str(readme), text)
+    assert readme.read_text() == f"intro\n{report.README_BEGIN}\n{text}{report.README_END}\nrest\n"
