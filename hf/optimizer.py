@@ -688,6 +688,7 @@ class HFOptimizer(Trainer):
         else:
             def matvec(v, coef):
                 return self.gv(v, cg_batch, coef)
+        matvec.fresh_outputs = True  # the mean's arrays are the caller's (hf.reduce): λv goes into them
 
         try:
             result = hf_update(

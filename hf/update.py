@@ -29,6 +29,7 @@ import numpy as np
 from . import cg as _cg
 from . import damping as _damping
 from . import options as _options
+from .cg._cg import _axpy as _cg_axpy
 from .cg._cg import _solve as _cg_solve
 
 __all__ = ["DampingState", "UpdateConfig", "UpdateResult", "hf_update"]
@@ -124,7 +125,10 @@ def hf_update(
     matvec : callable
         ``matvec(v, coef) -> G v + coef · S v``: the Gauss-Newton product on the CG
         (curvature) batch, plus ``coef`` times the structural damping product
-        ``S v = J_aᵀ D J_a v`` [MS11] when there is one (``coef = λ μ``).
+        ``S v = J_aᵀ D J_a v`` [MS11] when there is one (``coef = λ μ``). With an
+        attribute ``fresh_outputs = True`` its results are new float64 arrays the
+        update may write into (λv is added in place); otherwise they are not
+        touched.
     loss_at : callable
         ``loss_at(x) -> f(θ + x)`` on the gradient batch (ρ and the line search).
     state : DampingState
@@ -205,11 +209,17 @@ def hf_update(
     coef = lam * config.structural_weight
     cg_loss_at = loss_at if cg_loss_at is None else cg_loss_at
 
-    out = np.empty_like(g)  # CG uses each product once, before it asks for the next: one buffer serves all
+    if getattr(matvec, "fresh_outputs", False) is True:
+        # matvec's products are new arrays of its own (the optimizer's are): λv is added into them in
+        # place, one pass over two vectors.
+        def damped(v):
+            return _cg_axpy(lam, v, np.asarray(matvec(v, coef), dtype=np.float64))
+    else:
+        out = np.empty_like(g)  # CG uses each product once, before it asks for the next: one buffer serves all
 
-    def damped(v):
-        np.multiply(v, lam, out=out)
-        return np.add(out, matvec(v, coef), out=out)
+        def damped(v):
+            np.multiply(v, lam, out=out)
+            return np.add(out, matvec(v, coef), out=out)
 
     x0 = None
     if state.cg_x is not None and config.cg_decay > 0:

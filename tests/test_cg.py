@@ -646,3 +646,31 @@ def test_doctests():
     result = doctest.testmod(hf.cg._cg, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_an_iterate_that_overflows_falls_back_to_the_last_finite_kept_one(monkeypatch):
+    """x is updated in place, after the step, φ and the residual were checked finite; should x itself still
+    overflow (simulated: the update of x at iteration 6 writes an Inf), CG returns the last finite iterate it
+    kept, with its φ history cut there, and says so."""
+    from hf.cg import _cg
+
+    a, b, _ = spd_system(12, 16)
+    plain = _cg._axpy
+    reference = cg(lambda v: a @ v, b, tol=0.0, max_iters=10)
+    calls = []
+
+    def overflowing(alpha, v, y):
+        out = plain(alpha, v, y)
+        calls.append(1)
+        if len(calls) == 12:  # the 6th iteration's x update (r's comes first in each iteration)
+            out[0] = np.inf
+        return out
+
+    monkeypatch.setattr(_cg, "_axpy", overflowing)
+    res = cg(lambda v: a @ v, b, tol=0.0, max_iters=10)
+    kept_before = [k for k, _ in reference.kept if k < 6]
+    assert res.status == CGStatus.NON_FINITE and "overflowed" in res.message
+    assert res.iterations == kept_before[-1] and np.isfinite(res.x).all()
+    np.testing.assert_array_equal(res.x, dict(reference.kept)[res.iterations])
+    np.testing.assert_array_equal(res.phi, reference.phi[: res.iterations + 1])
+    assert [k for k, _ in res.kept] == kept_before

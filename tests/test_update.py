@@ -366,3 +366,29 @@ def test_rho_on_the_gradient_batch_takes_pGp_from_the_form_when_given():
     np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
     assert r.metrics["rho"] == pytest.approx(0.3, rel=1e-8)
     assert len(forms) == 1 and products == []
+
+
+def test_lambda_v_goes_into_a_fresh_product_and_never_into_one_the_caller_keeps():
+    """A matvec marked ``fresh_outputs`` has λv added into its arrays in place; one that is not keeps its
+    arrays untouched (here it returns the same array every call). Both give the damped Newton step of numpy's
+    solve."""
+    G, g = problem(6)
+    lam = 0.5
+    p = np.linalg.solve(G + lam * np.eye(N), -g)
+    loss = quadratic(G, g)
+    kept = {}
+
+    def keeping(v, coef):
+        kept.setdefault("out", np.empty(N))[:] = G @ v
+        kept["copy"] = kept["out"].copy()
+        return kept["out"]
+
+    def fresh(v, coef):
+        return G @ v
+
+    fresh.fresh_outputs = True
+    for matvec in (keeping, fresh):
+        r = hf_update(lambda: (loss(np.zeros(N)), g), matvec, loss, DampingState(lam, None),
+                      UpdateConfig(cg_tol=0.0), cg_loss_at=lambda x: g @ x + 0.5 * x @ (G + lam * np.eye(N)) @ x)
+        np.testing.assert_allclose(r.step, p, rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(kept["out"], kept["copy"])

@@ -10,6 +10,7 @@ import functools
 import math
 
 import numpy as np
+from scipy.linalg.blas import daxpy as _daxpy
 
 from .. import _checks
 
@@ -112,6 +113,14 @@ def _as_vector(name, value, n=None):
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite, got NaN or Inf entries")
     return arr
+
+
+def _axpy(a, x, y):
+    """``y += a·x`` in place on float64 ``y`` (BLAS daxpy: one pass over the two vectors)."""
+    out = _daxpy(x, y, a=a)
+    if out is not y:  # daxpy works on a copy only for an array it cannot write: not CG's own
+        y[...] = out
+    return y
 
 
 def _call_vector(name, fn, v):
@@ -436,11 +445,12 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
                 "at iteration 0"
             )
         d = np.array(z, dtype=np.float64, copy=True)  # updated in place below: never r's memory
-    # Vector algebra in place, on buffers allocated once: on a model of millions of
-    # parameters each new vector is a page-faulting allocation and a pass over memory.
-    # A NaN or Inf in a product (or in z) makes the dot product taken with it non-finite
-    # (0·Inf is NaN), so checking the dot products checks the vectors.
-    x_new, r_new = np.empty_like(x), np.empty_like(r)
+    # Vector algebra in place (x and r are this function's own arrays, updated by BLAS axpy:
+    # one pass over three vectors where a new vector would take two over five): on a model of
+    # millions of parameters each pass over memory counts. A NaN or Inf in a product (or in z)
+    # makes the dot product taken with it non-finite (0·Inf is NaN), so checking the dot
+    # products checks the vectors; every check of an iteration comes before x changes.
+    x_start = x.copy() if warm else None  # what is returned if x itself overflows (see the exit)
 
     # ---- iterations -------------------------------------------------------
     while status is None and i < max_iters:
@@ -459,19 +469,19 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
         # φ(x + αd) = φ(x) − α dᵀr + ½α² dᵀAd (r = b − Ax): one dot product, where −½ x_newᵀ(b + r_new)
         # takes two passes over three vectors.
         phi_new = phi[-1] - alpha * float(d @ r) + 0.5 * alpha * alpha * dAd
-        np.multiply(d, alpha, out=x_new)
-        x_new += x
-        np.multiply(Ad, -alpha, out=r_new)
-        r_new += r
-        r_norm = float(np.sqrt(r_new @ r_new))
-        if not (math.isfinite(alpha) and math.isfinite(phi_new) and math.isfinite(r_norm)):
+        if not (math.isfinite(alpha) and math.isfinite(phi_new)):
             status = CGStatus.NON_FINITE
-            message = f"the step, iterate or phi became non-finite at iteration {it}"
+            message = f"the step or phi became non-finite at iteration {it}"
             break
-        # The iteration is complete: commit it (the old vectors become the next buffers).
+        r = _axpy(-alpha, Ad, r)
+        r_norm = float(np.sqrt(r @ r))
+        if not math.isfinite(r_norm):  # r is not returned: x is still the last iterate
+            status = CGStatus.NON_FINITE
+            message = f"the residual became non-finite at iteration {it}"
+            break
+        # The iteration is complete: commit it.
         i = it
-        x, x_new = x_new, x
-        r, r_new = r_new, r
+        x = _axpy(alpha, d, x)
         phi.append(phi_new)
         if i in grid_set:
             kept.append((i, x.copy()))
@@ -521,6 +531,16 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
         message = f"reached max_iters = {max_iters} iterations without meeting a stopping rule"
 
     # ---- the single exit ----------------------------------------------------
+    if i and not np.isfinite(x).all():
+        # x overflowed in an update whose step, φ and residual were finite (|αd| near the float
+        # range): go back to the last kept iterate that is finite, or to the start.
+        while kept and not np.isfinite(kept[-1][1]).all():
+            kept.pop()
+        i, x = kept[-1] if kept else (0, np.zeros(n) if x_start is None else x_start)
+        kept = [k for k in kept if k[0] < i]
+        del phi[i + 1:]
+        status = CGStatus.NON_FINITE
+        message = f"the iterate overflowed; returning iteration {i}, the last finite one kept"
     if not kept or kept[-1][0] != i:
         kept.append((i, x.copy()))
     return CGResult(
