@@ -458,14 +458,17 @@ def test_readme_head_to_head_shows_hf_beside_adam_at_its_tuned_rate_once_it_has_
                timed(_record("addition", 50, "adam", 1, True, 0.99, time=50.0, lr=1e-3, unit="epochs"), 1800.0)]
     records += [timed(_record("addition", 50, "hf", s, True, 0.995, time=t, updates=10), 1800.0)
                 for s, t in ((1, 20.0), (2, 40.0), (3, 90.0))]
+    # an HF cell with a setting changed (more hidden units): not the defaults, not in the README's table
+    records += [timed(_record("addition", 50, "hf", s, True, 0.995, time=5.0, updates=3, hidden=100,
+                              variant={"hidden": 100}), 1800.0) for s in (1, 2, 3)]
     records += [timed(_record("memorization_5bit", 100, "adam", 0, False, 0.2, lr=1e-3, unit="epochs"), 300.0),
                 timed(_record("memorization_5bit", 100, "adam", 1, False, 0.3, lr=1e-3, unit="epochs"), 1800.0)]
     text = report.readme_section(records, _cells(report, records))
     assert "| addition, T = 50 | HF μ=0.03 | 3/3 | 40 s | – |" in text
     assert "| addition, T = 50 | Adam lr=0.0003 | 2/3 | 200 s | 42.0% |" in text
-    assert "lr=0.001" not in text.split("Not shown yet")[0]
+    assert "lr=0.001" not in text.split("Not shown yet")[0] and "hidden" not in text
     assert ("- memorization (5-bit), T = 100: Adam's grid 1/5 runs on seed 0, best lr 0.001 (not solved, 20.0%); "
-            "1 of its 3 30-minute seeds run; no HF cell of 30 minutes with 3 seeds") in text
+            "1 of its 3 30-minute seeds run; no HF cell of 30 minutes at its defaults with 3 seeds") in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_BEGIN}\nold\n{report.README_END}\nrest\n")
     report.update_readme(str(readme), text)
