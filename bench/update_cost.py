@@ -90,7 +90,9 @@ def measure(model, kind, cg_iters, updates, repeats, rounds):
     }
     best = C.interleaved_min(calls, repeats)
     rows = {}
+    theta0 = opt._theta()  # the two optimizers share the model: each starts from these parameters
     for rho, o in opts.items():
+        o._set_theta(theta0)
         o.step(batch)  # the first update checks the batch once (convexity, mean): not a steady update
         start = (o._theta(), o.state)  # every round runs the same updates from here (the same CG iterations)
         o.reduce.clock = C.now
