@@ -263,7 +263,8 @@ class HFOptimizer(Trainer):
         cut fail when the optimizer is made; compiling lazily spares the
         functions a run never calls (``hf_gv`` with the forward cache on, ``hf_gv_form``
         with ``rho_batch='cg'`` or one batch for gradient and CG, ``hf_loss`` without
-        validation data, the per-example squares without the preconditioner). :attr:`compile_seconds` holds each compiled function's time.
+        validation data, the per-example squares without the preconditioner).
+        :attr:`compile_seconds` holds each compiled function's time.
         """
         params, cost, inputs = self.params, self.cost, self.inputs
         self.compile_seconds = {}
