@@ -67,6 +67,11 @@ def rows():
             fmt = "{:.2f}" if key == "non_cg_gv" else "{:.2f}×"
             tgt = f"≤ {t}" + ("" if key == "non_cg_gv" else "×")
             out.append(row(f"{what}, {label}", v, tgt, None if v is None else v <= t, "update_cost.json", fmt))
+    tr = load("torch_reference")
+    if tr:
+        t = tr["target"]
+        out.append(row(f"hf loss+grad / PyTorch's (CPU, float64, one thread), MLP 784-500-500-10", t["value"],
+                       f"≤ {t['target']}×", t["met"], "torch_reference.json"))
     us = load("update_split")
     if us:
         for res in us["results"]:
