@@ -20,7 +20,8 @@ Figures:
   over the plain loss+gradient; ``--updates`` updates after a first one, their
   seconds and iterations summed (one update's ratio swings with its iteration
   count), the fastest of ``--rounds`` runs of the same updates from the same
-  parameters and damping (the same CG iterations; a busy machine only adds time). It charges everything an update does (gradient, forward cache,
+  parameters and damping (the same CG iterations; a busy machine only adds
+  time). It charges everything an update does (gradient, forward cache,
   products, probes, ρ, Python) to the CG iterations, as a user timing updates
   would.
 * **non-CG part / Gv**: the updates' seconds less their CG iterations times one

@@ -119,7 +119,7 @@ def run(model, cg_n, updates, max_cg_iters, preconditioner=True, rho_batch="grad
     rec = instrument(opt)
     batch = model.batch()
     cg_batch = batch.head(cg_n)
-    rec.batch, rec.cg_batch = batch, cg_batch
+    rec.cg_batch = cg_batch  # loss_at on it is a backtracking probe
     rows = []
     total = 0.0
     for k in range(updates):

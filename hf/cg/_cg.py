@@ -466,8 +466,8 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
             message = f"non-positive curvature d^T A d = {dAd:.3e} at iteration {it}"
             break
         alpha = rz / dAd
-        # φ(x + αd) = φ(x) − α dᵀr + ½α² dᵀAd (r = b − Ax): one dot product, where −½ x_newᵀ(b + r_new)
-        # takes two passes over three vectors.
+        # φ(x + αd) = φ(x) − α dᵀr + ½α² dᵀAd (r = b − Ax): one dot product, where
+        # −½ x_newᵀ(b + r_new) takes two passes over three vectors.
         phi_new = phi[-1] - alpha * float(d @ r) + 0.5 * alpha * alpha * dAd
         if not (math.isfinite(alpha) and math.isfinite(phi_new)):
             status = CGStatus.NON_FINITE
