@@ -288,3 +288,21 @@ def test_ablations_table_names_the_setting_that_differs(tmp_path):
     doc.write_text("a\n<!-- ablations:start -->\nold\n<!-- ablations:end -->\nb\n")
     report.replace_between(doc, "new", report.ABLATIONS)
     assert doc.read_text() == "a\n<!-- ablations:start -->\nnew\n<!-- ablations:end -->\nb\n"
+
+
+# --------------------------------------------------------------------------- the performance table
+from bench import perf_report  # noqa: E402
+
+
+def test_readme_performance_table_is_the_generated_one():
+    """Every figure of the README's performance table comes from a committed result file."""
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split(perf_report.START)[1].split(perf_report.END)[0].strip()
+    assert shown == perf_report.table()
+
+
+def test_performance_row_without_its_file_says_not_measured(monkeypatch):
+    monkeypatch.setattr(perf_report, "load", lambda name: None)
+    rows = perf_report.rows()
+    assert rows and all("not measured" in r for r in rows)
+    assert not any("met" in r.split("|")[4] for r in rows)
