@@ -674,3 +674,33 @@ def test_an_iterate_that_overflows_falls_back_to_the_last_finite_kept_one(monkey
     np.testing.assert_array_equal(res.x, dict(reference.kept)[res.iterations])
     np.testing.assert_array_equal(res.phi, reference.phi[: res.iterations + 1])
     assert [k for k, _ in res.kept] == kept_before
+
+
+@pytest.mark.parametrize("shrink", [False, True])
+def test_an_overflow_before_any_kept_iterate_returns_the_warm_start(monkeypatch, shrink):
+    """With nothing kept yet, the fallback is the start point: x0 (times its scale under shrink_x0), which CG
+    reads again from the caller's array rather than copying it for the whole run; the caller's x0 is never
+    written."""
+    from hf.cg import _cg
+
+    a, b, _ = spd_system(12, 17)
+    x0 = (np.linalg.solve(a, b) + 0.1 * np.random.default_rng(0).normal(size=b.shape)) * 3.0  # shrunk: ~1/3
+    x0_before = x0.copy()
+    plain = _cg._axpy
+    calls = []
+
+    def overflowing(alpha, v, y):
+        out = plain(alpha, v, y)
+        calls.append(1)
+        if len(calls) == 2:  # the first iteration's x update
+            out[0] = np.inf
+        return out
+
+    monkeypatch.setattr(_cg, "_axpy", overflowing)
+    res = cg(lambda v: a @ v, b, x0=x0, tol=0.0, max_iters=10, shrink_x0=shrink)
+    assert res.status == CGStatus.NON_FINITE and "overflowed" in res.message
+    assert res.iterations == 0 and [k for k, _ in res.kept] == [0]
+    scale = 1.0 if not shrink else (b @ x0_before) / (x0_before @ a @ x0_before)
+    np.testing.assert_allclose(res.x, x0_before * scale, rtol=1e-12)
+    np.testing.assert_array_equal(x0, x0_before)
+    assert res.x is not x0

@@ -388,9 +388,11 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
     n = b.shape[0]
     grid_set = _default_grid(max_iters) if grid is None else grid
     if x0 is None:
+        x0_vector = None
         x = np.zeros(n)
     else:
-        x = np.array(_as_vector("x0", x0, n), dtype=np.float64, copy=True)
+        x0_vector = _as_vector("x0", x0, n)
+        x = np.array(x0_vector, dtype=np.float64, copy=True)
 
     def precondition(r):
         return r if psolve is None else _call_vector("psolve", psolve, r)
@@ -402,7 +404,7 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
     message = ""
     i = 0
     warm = bool(np.any(x))
-    r = b.copy()
+    r = b if warm else b.copy()  # a warm start's residual is the new array b − Ax below
     x0_scale = 1.0
     if warm:
         Ax = _call_vector("matvec", matvec, x)
@@ -450,7 +452,6 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
     # millions of parameters each pass over memory counts. A NaN or Inf in a product (or in z)
     # makes the dot product taken with it non-finite (0·Inf is NaN), so checking the dot
     # products checks the vectors; every check of an iteration comes before x changes.
-    x_start = x.copy() if warm else None  # what is returned if x itself overflows (see the exit)
 
     # ---- iterations -------------------------------------------------------
     while status is None and i < max_iters:
@@ -474,7 +475,8 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
             message = f"the step or phi became non-finite at iteration {it}"
             break
         r = _axpy(-alpha, Ad, r)
-        r_norm = float(np.sqrt(r @ r))
+        rr = float(r @ r)
+        r_norm = math.sqrt(rr) if rr >= 0.0 else math.nan
         if not math.isfinite(r_norm):  # r is not returned: x is still the last iterate
             status = CGStatus.NON_FINITE
             message = f"the residual became non-finite at iteration {it}"
@@ -510,7 +512,7 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
             break
 
         z = precondition(r)
-        rz_new = float(r @ z)
+        rz_new = rr if psolve is None else float(r @ z)  # unpreconditioned, z is r
         if not math.isfinite(rz_new):
             status = CGStatus.NON_FINITE
             message = f"psolve returned NaN/Inf after iteration {i}"
@@ -536,7 +538,8 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
         # range): go back to the last kept iterate that is finite, or to the start.
         while kept and not np.isfinite(kept[-1][1]).all():
             kept.pop()
-        i, x = kept[-1] if kept else (0, np.zeros(n) if x_start is None else x_start)
+        # The start point is x0 (read again, not kept as a copy through the run) times its scale.
+        i, x = kept[-1] if kept else (0, np.zeros(n) if x0_vector is None else x0_vector * x0_scale)
         kept = [k for k in kept if k[0] < i]
         del phi[i + 1:]
         status = CGStatus.NON_FINITE
