@@ -9,7 +9,10 @@ queues, each resumable (a cell whose record exists is skipped):
   seconds each, on every problem of :data:`PROBLEMS`;
 * ``main``: the best learning rate of each problem (solved first, then the
   shorter time to solve, then the higher held-out success) on seeds 1, 2, 3,
-  30 minutes each, the budget of the HF cells.
+  30 minutes each, the budget of the HF cells. A problem's three seeds run
+  one after the other, the problems whose tuning run solved soonest first, so
+  the cheap rows of the README's table are complete early and a queue stopped
+  part way leaves whole rows.
 
 Run (one core, one BLAS thread)::
 
@@ -61,31 +64,31 @@ def done(rows, task, T, lr, seed, budget):
                and math.isclose(r["lr"], lr) and r["budget"]["seconds"] == budget for r in rows)
 
 
-def best_lr(rows, task, T):
-    """The tuning runs' best learning rate for a problem, or None before they have run."""
+def _rank(r):
+    o = r["outcome"]
+    return (not o["solved"], o["time_to_solve"] if o["solved"] else 0.0, -(o["best_success"] or 0.0))
+
+
+def best_run(rows, task, T):
+    """The tuning run with the best learning rate for a problem, or None before any has run."""
     runs = [r for r in rows if is_fair_adam(r) and r["task"] == task and r["T"] == T
             and r["seed"] == TUNING_SEED and r["budget"]["seconds"] == TUNING_BUDGET]
-    if not runs:
-        return None
+    return min(runs, key=_rank) if runs else None
 
-    def rank(r):
-        o = r["outcome"]
-        return (not o["solved"], o["time_to_solve"] if o["solved"] else 0.0, -(o["best_success"] or 0.0))
 
-    return min(runs, key=rank)["lr"]
+def best_lr(rows, task, T):
+    """The tuning runs' best learning rate for a problem, or None before they have run."""
+    run = best_run(rows, task, T)
+    return None if run is None else run["lr"]
 
 
 def queue(name, rows):
     """``[(task, T, lr, seed, budget), ...]`` of a queue."""
     if name == "tune":
         return [(task, T, lr, TUNING_SEED, TUNING_BUDGET) for task, T in PROBLEMS for lr in LRS]
-    out = []
-    for seed in SEEDS:
-        for task, T in PROBLEMS:
-            lr = best_lr(rows, task, T)
-            if lr is not None:
-                out.append((task, T, lr, seed, BUDGET))
-    return out
+    tuned = [(best_run(rows, task, T), task, T) for task, T in PROBLEMS]
+    tuned = sorted(((run, task, T) for run, task, T in tuned if run is not None), key=lambda t: _rank(t[0]))
+    return [(task, T, run["lr"], seed, BUDGET) for run, task, T in tuned for seed in SEEDS]
 
 
 def main(argv=None):

@@ -242,6 +242,14 @@ def test_rnn_main_queue_runs_the_tuned_rate_on_each_seed_and_skips_done_cells(tm
     assert seeds == ["2", "3"]
 
 
+def test_rnn_main_queue_runs_whole_problems_the_soonest_solved_first():
+    rows = [_rnn(1e-3, 0, False, best=0.6, T=50), _rnn(3e-3, 0, True, t=300.0, T=100),
+            dict(_rnn(1e-2, 0, True, t=100.0, T=200), task="memorization_5bit")]
+    order = [(c[0], c[1], c[3]) for c in rnn_queue.queue("main", rows)]
+    problems = [("memorization_5bit", 200), ("addition", 100), ("addition", 50)]  # untuned ones are left out
+    assert order == [(task, T, seed) for task, T in problems for seed in (1, 2, 3)]
+
+
 def test_tuning_grid_grows_past_an_edge_best():
     from bench import autoencoders as ae
 
