@@ -33,7 +33,11 @@ Methods:
 * ``nag``: Nesterov momentum with [Sut13]_'s schedule capped at ``--mu-max``,
   mini-batches of 200, learning rate ``--lr``;
 * ``adam-hf``: Adam (``--lr``) for ``--switch`` of the budget, then ``hf``
-  from where Adam stopped, for the rest.
+  from where Adam stopped, for the rest;
+* ``hf-grow``: ``hf`` with small batches (``--small-grad-batch``,
+  ``--small-cg-batch``) for ``--switch`` of the budget, then the same optimizer
+  (its λ and CG warm start kept) with ``--grad-batch`` and ``--cg-batch``: the
+  cheap updates that get HF off a plateau first, then the larger batches.
 
 HF variants are named by the options after ``--`` (``--cg-batch``,
 ``--grad-batch``, ``--max-cg``, ``--damping``, ``--no-precond``), which the
@@ -90,7 +94,7 @@ PROBLEMS = {
     "curves": (784, 400, 200, 100, 50, 25, 6),
     "mnist": (784, 1000, 500, 250, 30),
 }
-METHODS = ("hf", "adam", "nag", "adam-hf")
+METHODS = ("hf", "adam", "nag", "adam-hf", "hf-grow")
 FIRST_ORDER_BATCH = 200  # mini-batch of [Sut13]'s autoencoder runs
 
 # The grids: learning rates log-spaced, tuned on seed 0 with short runs; the
@@ -190,16 +194,20 @@ def run_first_order(method, opts, cost, params, x, train, clock, rec, budget, se
     return {"steps": steps, "diverged": False}
 
 
-def run_hf(opts, cost, s, params, x, train, clock, rec, budget, seed):
+def run_hf(opts, cost, s, params, x, train, clock, rec, budget, seed, opt=None, grad_batch=None, cg_batch=None):
+    """HF until ``budget`` seconds: a new optimizer, or ``opt`` carried on (its λ and CG warm start), with
+    the batches of ``opts`` unless ``grad_batch``/``cg_batch`` are given. Returns the run's summary for the
+    record and the optimizer."""
     import hf
 
     kw = dict(damping=opts.damping, max_cg_iters=opts.max_cg, preconditioner=not opts.no_precond,
               chunk_size=opts.chunk, rho_batch=opts.rho_batch)
-    with clock:
-        opt = hf.HFOptimizer(cost, s, params, [x], **kw)
-    grad = [train] if opts.grad_batch is None else hf.Dataset([train], name="train", batch_size=opts.grad_batch,
-                                                              rng=seed)
-    cg_batch = opts.cg_batch or max(1, len(train) // 4)
+    if opt is None:
+        with clock:
+            opt = hf.HFOptimizer(cost, s, params, [x], **kw)
+    grad_batch = opts.grad_batch if grad_batch is None else grad_batch
+    grad = [train] if grad_batch is None else hf.Dataset([train], name="train", batch_size=grad_batch, rng=seed)
+    cg_batch = cg_batch or opts.cg_batch or max(1, len(train) // 4)
     cg = hf.Dataset([train], name="cg", batch_size=cg_batch, rng=seed + 1000)
     it = opt.iterate(grad, cg=cg, max_updates=10**9, patience=10**9, validate_every=10**9, progress=False)
     rows = []
@@ -209,7 +217,7 @@ def run_hf(opts, cost, s, params, x, train, clock, rec, budget, seed):
         rows.append({k: tm[k] for k in ("loss", "rho", "damping", "cg_iters", "cg_status", "step_rate", "seconds")
                      if k in tm})
         rec.maybe(clock.spent, loss=float(tm["loss"]))
-    return {"updates": len(rows), "cg_iters": int(sum(r["cg_iters"] for r in rows)), "trace": rows}
+    return {"updates": len(rows), "cg_iters": int(sum(r["cg_iters"] for r in rows)), "trace": rows}, opt
 
 
 def settings_of(opts):
@@ -219,9 +227,11 @@ def settings_of(opts):
         out["lr"] = opts.lr
     if opts.method == "nag":
         out["mu_max"] = opts.mu_max
-    if opts.method == "adam-hf":
+    if opts.method in ("adam-hf", "hf-grow"):
         out["switch"] = opts.switch
-    if opts.method in ("hf", "adam-hf"):
+    if opts.method == "hf-grow":
+        out.update(small_grad_batch=opts.small_grad_batch, small_cg_batch=opts.small_cg_batch)
+    if opts.method in ("hf", "adam-hf", "hf-grow"):
         out.update(damping=opts.damping, max_cg=opts.max_cg, precond=not opts.no_precond,
                    cg_batch=opts.cg_batch, grad_batch=opts.grad_batch)
         if opts.rho_batch != "gradient":
@@ -256,12 +266,17 @@ def run_cell(opts):
     if opts.method in ("adam", "nag"):
         extra = run_first_order(opts.method, opts, cost, params, x, train, clock, rec, opts.budget, opts.seed)
     elif opts.method == "hf":
-        extra = run_hf(opts, cost, s, params, x, train, clock, rec, opts.budget, opts.seed)
+        extra, _ = run_hf(opts, cost, s, params, x, train, clock, rec, opts.budget, opts.seed)
+    elif opts.method == "hf-grow":
+        extra["small"], opt = run_hf(opts, cost, s, params, x, train, clock, rec, opts.switch * opts.budget,
+                                     opts.seed, grad_batch=opts.small_grad_batch, cg_batch=opts.small_cg_batch)
+        rec.maybe(clock.spent, force=True, phase="switch")
+        extra["large"], _ = run_hf(opts, cost, s, params, x, train, clock, rec, opts.budget, opts.seed, opt=opt)
     else:
         first = opts.switch * opts.budget
         extra["adam"] = run_first_order("adam", opts, cost, params, x, train, clock, rec, first, opts.seed)
         rec.maybe(clock.spent, force=True, phase="switch")
-        extra["hf"] = run_hf(opts, cost, s, params, x, train, clock, rec, opts.budget, opts.seed)
+        extra["hf"], _ = run_hf(opts, cost, s, params, x, train, clock, rec, opts.budget, opts.seed)
     rec.maybe(clock.spent, force=True)
     final = rec.curve[-1]
     return {
@@ -385,7 +400,10 @@ def parse_args(argv=None):
     p.add_argument("--budget", type=float, default=1800.0, help="seconds of one core (CPU time)")
     p.add_argument("--lr", type=float, default=1e-3, help="first-order learning rate")
     p.add_argument("--mu-max", type=float, default=0.99, help="NAG: the schedule's cap")
-    p.add_argument("--switch", type=float, default=0.25, help="adam-hf: Adam's share of the budget")
+    p.add_argument("--switch", type=float, default=0.25,
+                   help="adam-hf: Adam's share of the budget; hf-grow: the small batches' share")
+    p.add_argument("--small-grad-batch", type=int, default=1000, help="hf-grow: the first phase's gradient batch")
+    p.add_argument("--small-cg-batch", type=int, default=500, help="hf-grow: the first phase's CG batch")
     p.add_argument("--damping", type=float, default=45.0, help="HF: initial λ")
     p.add_argument("--max-cg", type=int, default=250, help="HF: CG iteration cap")
     p.add_argument("--cg-batch", type=int, default=None, help="HF: CG examples (default a quarter)")

@@ -67,6 +67,9 @@ def label(r):
             records.rho_batch_of(s.get("rho_batch"), r.get("git_commit")), ""))
     if r["method"] == "adam-hf":
         return f"Adam lr {s['lr']:g} for {s['switch']:.0%}, then {hf}"
+    if r["method"] == "hf-grow":
+        return (f"HF, gradient {s['small_grad_batch']}, CG {s['small_cg_batch']} for {s['switch']:.0%}, "
+                f"then {hf[len('HF, '):] if hf.startswith('HF, ') else hf}")
     return hf
 
 

@@ -176,6 +176,16 @@ def test_error_at_reads_the_last_point_before():
     assert report.error_at(r, 1e9) == 10.0
 
 
+def test_labels_name_what_sets_cells_apart():
+    hf = {"damping": 45.0, "max_cg": 250, "precond": True, "cg_batch": 2000, "grad_batch": 5000}
+    grow = {"method": "hf-grow", "settings": dict(hf, switch=0.25, small_grad_batch=1000, small_cg_batch=500)}
+    assert report.label(grow) == "HF, gradient 1000, CG 500 for 25%, then gradient 5000, CG 2000"
+    mart10 = dict(grow, settings=dict(grow["settings"], cg_batch=None, grad_batch=None))
+    assert report.label(mart10) == "HF, gradient 1000, CG 500 for 25%, then HF [Mart10]"
+    assert report.label({"method": "adam-hf", "settings": dict(hf, lr=3e-3, switch=0.25)}) == (
+        "Adam lr 0.003 for 25%, then HF, gradient 5000, CG 2000")
+
+
 def test_table_counts_wins_at_equal_seconds_per_seed():
     rows = [
         # seed 1: HF ends at 5 but only after the budget; at 1800 s it has 20, NAG 15: a loss
