@@ -431,7 +431,7 @@ def test_history_keeps_types_and_validation_across_a_resume(tmp_path):
     ck = tmp_path / "run.h5"
     opt = hf.HFOptimizer(cost, s, params, inputs, damping=10.0)
     opt.train(data, valid, max_updates=3, patience=100, checkpoint=ck)
-    other = hf.HFOptimizer(cost, s, params, inputs)
+    other = hf.HFOptimizer(cost, s, params, inputs, damping=10.0)  # the run's own options: no warning
     other.resume(ck)
     assert other.history == opt.history
     for before, after in zip(opt.history, other.history):
