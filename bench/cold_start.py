@@ -35,15 +35,20 @@ import _common as C  # noqa: E402  (bench/ is the script's folder)
 ROOT = os.path.dirname(C.HERE)
 TARGETS = {"cold": 20.0, "warm": 3.0}
 
-# Runs the quick start in the child process; times from the interpreter's start.
-DRIVER = r'''
-import json, sys, time
+# The child's start, timed from the interpreter's start: the quick start (read from stdin) up to its
+# ``opt = ...`` line, run; that line in ``line``, what follows it in ``rest``.
+PROLOGUE = r'''
+import json, sys, time, types
 t_start = time.perf_counter()
 code = sys.stdin.read()
 head, sep, tail = code.partition("\nopt = ")
 ns = {}
 exec(compile(head, "quickstart", "exec"), ns)
 line, _, rest = tail.partition("\n")
+'''
+
+# Runs the quick start to the end of its first update.
+DRIVER = PROLOGUE + r'''
 exec(compile("opt = " + line, "quickstart", "exec"), ns)
 t_opt = time.perf_counter()
 
@@ -64,15 +69,7 @@ print(json.dumps({"to_optimizer_s": t_opt - t_start, "to_first_update_s": t_firs
 '''
 
 # The same graph, compiled as plain PyTensor functions (loss and gradient, loss) instead of an HFOptimizer.
-PLAIN = r'''
-import json, sys, time, types
-t_start = time.perf_counter()
-code = sys.stdin.read()
-head, sep, tail = code.partition("\nopt = ")
-ns = {}
-exec(compile(head, "quickstart", "exec"), ns)
-line, _, rest = tail.partition("\n")
-
+PLAIN = PROLOGUE + r'''
 def plain(cost, s, params, inputs, **kw):
     import pytensor
     data = [ns[n] for n in ("X", "Y")]
