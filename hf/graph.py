@@ -13,7 +13,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.basic import Constant, Variable
+from pytensor.graph.basic import Apply, Constant, Variable
+from pytensor.graph.op import Op
 
 __all__ = [
     "roots",
@@ -28,6 +29,8 @@ __all__ = [
     "param_label",
     "flatten",
     "unflatten",
+    "FlatPiece",
+    "FlatConcat",
 ]
 
 
@@ -198,58 +201,131 @@ def check_connected(output, params, what: str, *, why: str = "", owner: str = ""
 # --------------------------------------------------------------------------- flat vectors
 
 
+class FlatPiece(Op):
+    """``flat[start:start + size]`` seen as an array of ``shape`` (a view), typed ``static``.
+
+    The pieces of a flat parameter or direction vector (:func:`unflatten`).
+    The op has no C code: its Python ``perform`` is a slice and a reshape
+    (views, as the C ``Subtensor`` and ``Reshape`` it replaces), and a new
+    PyTensor cache compiles no C module for it. Those two ops, the ``Join`` of
+    :func:`flatten` and the shape checks around them were about 3 s of gcc in a
+    cold start of a small network, for code that only moves pointers.
+
+    The output's type is the parameter's own (``static``: ``None`` where the
+    parameter's type leaves an axis unknown, even when its current length is 1),
+    so a piece can stand for the parameter anywhere, inside a ``scan`` too (a
+    scan checks that each non-sequence has the broadcast pattern its inner graph
+    was built with).
+    """
+
+    __props__ = ("start", "shape", "static", "total")
+    view_map = {0: [0]}
+
+    def __init__(self, start, shape, static, total):
+        self.start, self.shape, self.static, self.total = int(start), tuple(shape), tuple(static), int(total)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+
+    def make_node(self, flat):
+        flat = pt.as_tensor_variable(flat)
+        if flat.type.ndim != 1:
+            raise TypeError(f"FlatPiece: the flat vector must be 1-d, got {flat.type}")
+        return Apply(self, [flat], [pt.TensorType(flat.type.dtype, shape=self.static)()])
+
+    def perform(self, node, inputs, output_storage):
+        (flat,) = inputs
+        if flat.shape[0] != self.total:
+            raise ValueError(f"a flat parameter vector must have {self.total} values (one per parameter value), "
+                             f"got {flat.shape[0]}")
+        output_storage[0][0] = flat[self.start : self.start + self.size].reshape(self.shape)
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        return [tuple(pt.constant(d, dtype="int64") for d in self.shape)]
+
+    def pullback(self, inputs, outputs, cotangents):
+        (flat,) = inputs
+        return [pt.set_subtensor(pt.zeros_like(flat)[self.start : self.start + self.size],
+                                 pt.flatten(cotangents[0]))]
+
+    def pushforward(self, inputs, outputs, tangents):
+        return [tangents[0] if _disconnected(tangents[0]) else self(tangents[0])]
+
+
+class FlatConcat(Op):
+    """The tensors given, raveled and concatenated into one flat vector of ``dtype``
+    (:func:`flatten`): one copy, as the ``Join`` it replaces, and no C module to compile."""
+
+    __props__ = ("dtype",)
+
+    def __init__(self, dtype="float64"):
+        self.dtype = str(dtype)
+
+    def make_node(self, *terms):
+        terms = [pt.as_tensor_variable(t) for t in terms]
+        sizes = [None if None in t.type.shape else int(np.prod(t.type.shape, dtype=np.int64)) for t in terms]
+        length = None if None in sizes else sum(sizes)
+        return Apply(self, terms, [pt.TensorType(self.dtype, shape=(length,))()])
+
+    def perform(self, node, inputs, output_storage):
+        output_storage[0][0] = np.concatenate([np.ravel(t) for t in inputs], dtype=self.dtype)
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        total = pt.constant(0, dtype="int64")
+        for shape in input_shapes:
+            size = pt.constant(1, dtype="int64")
+            for d in shape:
+                size = size * d
+            total = total + size
+        return [(total,)]
+
+    def pullback(self, inputs, outputs, cotangents):
+        (g,) = cotangents
+        pieces, start = [], 0
+        for t in inputs:
+            size = pt.prod(t.shape) if t.type.ndim else 1
+            pieces.append(pt.cast(g[start : start + size].reshape(t.shape, ndim=t.type.ndim), t.dtype))
+            start = start + size
+        return pieces
+
+    def pushforward(self, inputs, outputs, tangents):
+        if all(_disconnected(t) for t in tangents):
+            return [tangents[0]]
+        return [self(*(pt.zeros_like(x) if _disconnected(t) else t for x, t in zip(inputs, tangents)))]
+
+
+def _disconnected(tangent):
+    from pytensor.gradient import DisconnectedType
+
+    return isinstance(tangent.type, DisconnectedType)
+
+
 def flatten(terms: Sequence[Variable], dtype: str = "float64") -> Variable:
-    """Concatenate per-parameter tensors into one symbolic flat vector of ``dtype``."""
-    return pt.cast(pt.concatenate([pt.flatten(t) for t in terms]), dtype)
+    """Concatenate per-parameter tensors into one symbolic flat vector of ``dtype`` (:class:`FlatConcat`)."""
+    return FlatConcat(dtype)(*terms)
 
 
 def unflatten(flat: Variable, params: Sequence[SharedVariable]) -> list:
-    """Split a symbolic flat vector into tensors shaped and typed like ``params``.
+    """Split a symbolic flat vector into tensors shaped and typed like ``params`` (:class:`FlatPiece`).
 
-    Each piece has its parameter's dtype and current shape, and an axis of
-    length 1 is static (broadcastable) in a piece only where it is static in its
-    parameter's type.
-
-    Notes
-    -----
-    ``pytensor.shared`` leaves every axis of a parameter unknown
-    (``shape=(None, None)`` for a ``(1, H)`` input weight), while a reshape to the
-    constant ``(1, H)`` is typed ``shape=(1, H)``: its first axis is
-    broadcastable. A ``scan`` checks that each non-sequence it is given has the
-    broadcast pattern its inner graph was built with, so substituting such a
-    piece for the parameter (``givens``) fails ("Argument Reshape{2}.0 given to
-    the scan node is not compatible with its corresponding loop function
-    variable"), and so does any graph rewrite that rebuilds the scan once it has
-    folded a provable 1 into a static one. Such axes are therefore reshaped to
-    ``len(flat) - (n - 1)``, with ``n`` the total size of ``params``: it is 1 for
-    a vector of the right length, but neither graph construction nor the
-    rewriter can prove it (and a wrong length fails the reshape at run time
-    instead of being silently sliced). When ``flat`` has a static length the
-    axis folds to a static 1 after all.
+    Each piece has its parameter's dtype, its current shape at run time, and its
+    type's static shape: an axis of length 1 is static (broadcastable) in a piece
+    only where it is static in its parameter's type. (``pytensor.shared`` leaves
+    every axis unknown, ``shape=(None, None)`` for a ``(1, H)`` input weight, and
+    a scan refuses a non-sequence whose broadcast pattern differs from the one
+    its inner graph was built with.) A flat vector of the wrong length fails at
+    run time with the length it should have.
     """
-    sizes = [int(np.prod(p.get_value(borrow=True).shape, dtype=np.int64)) for p in params]
-    out, start, one = [], 0, None
-    for p, size in zip(params, sizes):
-        shape = tuple(int(d) for d in p.get_value(borrow=True).shape)
-        if not shape:
-            piece = flat[start]
-        else:
-            dims = []
-            for d, static in zip(shape, p.type.shape):
-                if d == 1 and static is None:
-                    if one is None:
-                        one = flat.shape[0] - (sum(sizes) - 1)
-                    dims.append(one)
-                else:
-                    dims.append(d)
-            piece = flat[start : start + size].reshape(dims, ndim=len(shape))
-        out.append(pt.cast(piece, p.dtype))
-        start += size
+    shapes = [tuple(int(d) for d in p.get_value(borrow=True).shape) for p in params]
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
+    out, start = [], 0
+    for p, shape in zip(params, shapes):
+        piece = FlatPiece(start, shape, p.type.shape, total)(flat)
+        out.append(piece if piece.dtype == p.dtype else pt.cast(piece, p.dtype))
+        start += int(np.prod(shape, dtype=np.int64))
     return out
 
 
 #: Ops whose output is a view or the shape of their input: recomputed, never cached.
-_VIEW_OPS = frozenset({"DimShuffle", "Reshape", "Subtensor", "Shape", "Shape_i", "SpecifyShape",
+_VIEW_OPS = frozenset({"FlatPiece", "DimShuffle", "Reshape", "Subtensor", "Shape", "Shape_i", "SpecifyShape",
                        "ScalarFromTensor", "TensorFromScalar", "DeepCopyOp", "OutputGuard"})
 
 #: Scalar ops of elementwise arithmetic too cheap to be worth a cached array: a

@@ -226,6 +226,39 @@ def test_unflatten_keeps_the_parameters_broadcast_pattern():
     np.testing.assert_array_equal(compile_function([flat], flatten(pieces))(theta), theta)
 
 
+def test_flat_pieces_differentiate_as_slices():
+    """The flat-vector ops' gradients and R-ops are the slice's and the concatenation's (by hand):
+    d/dθ Σ c ⊙ piece(θ) scatters c into the piece's place; d/dt_i cᵀ flatten(t) is c's part for t_i;
+    the R-op of a piece is the piece of the direction."""
+    rng = np.random.default_rng(9)
+    params = [pytensor.shared(rng.normal(size=(2, 3)), name="A"), pytensor.shared(rng.normal(size=(4,)), name="b")]
+    flat = pt.vector("flat", dtype="float64")
+    pieces = unflatten(flat, params)
+    c = rng.normal(size=4)
+    theta, direction = rng.normal(size=10), rng.normal(size=10)
+    grad = compile_function([flat], pytensor.grad(pt.sum(pieces[1] * c), flat))(theta)
+    expected = np.zeros(10)
+    expected[6:] = c
+    np.testing.assert_array_equal(grad, expected)
+    d = pt.vector("d", dtype="float64")
+    (rop,) = pytensor.gradient.pushforward([pieces[0]], [flat], [d], use_op_pushforward=True)
+    rop = compile_function([flat, d], rop, on_unused_input="ignore")
+    np.testing.assert_array_equal(rop(theta, direction), direction[:6].reshape(2, 3))
+    terms = [pt.matrix("A"), pt.vector("b")]
+    w = rng.normal(size=10)
+    grads = compile_function(terms, pytensor.grad(pt.dot(flatten(terms), w), terms))(np.ones((2, 3)), np.ones(4))
+    np.testing.assert_array_equal(grads[0], w[:6].reshape(2, 3))
+    np.testing.assert_array_equal(grads[1], w[6:])
+
+
+def test_flat_vector_of_the_wrong_length_names_the_length():
+    params = [pytensor.shared(np.zeros((2, 3)), name="A"), pytensor.shared(np.zeros(4), name="b")]
+    flat = pt.vector("flat", dtype="float64")
+    f = compile_function([flat], unflatten(flat, params))
+    with pytest.raises(ValueError, match="must have 10 values.*got 9"):
+        f(np.zeros(9))
+
+
 def test_unflatten_substitutes_a_scan_parameter():
     """``givens`` put the pieces in place of a (1, H) weight used inside a scan."""
     model = models.rnn(n_in=1)
