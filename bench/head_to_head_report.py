@@ -65,6 +65,9 @@ def label(r):
         f"HF, gradient {s.get('grad_batch') or 'all'}, CG {s.get('cg_batch')}"
         + {"cg": ", ρ on CG batch", "cg-damped": ", ρ on CG batch (damped model)"}.get(
             records.rho_batch_of(s.get("rho_batch"), r.get("git_commit")), ""))
+    # [Mart10]'s CG cap (250) and preconditioner are every main cell's; a cell that changes them says so
+    hf += "".join(part for cond, part in ((s.get("max_cg", 250) != 250, f", CG cap {s.get('max_cg')}"),
+                                          (s.get("precond", True) is False, ", no preconditioner")) if cond)
     if r["method"] == "adam-hf":
         return f"Adam lr {s['lr']:g} for {s['switch']:.0%}, then {hf}"
     if r["method"] == "hf-grow":
@@ -219,12 +222,13 @@ def ablations(rows):
     """Diagnostic runs (one seed, short budget): one line each, with the setting that differs."""
     if not rows:
         return "No diagnostic runs recorded."
-    out = ["| problem | seed | seconds | method | initial λ | ρ measured on | training error | test error |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| problem | seed | seconds | method | initial λ | ρ measured on | CG cap | preconditioner "
+           "| training error | test error |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["settings"]
         out.append(f"| {r['problem']} | {r['seed']} | {r['budget']:g} | {label(r)} | {s.get('damping', '–'):g} | "
-                   f"{'CG batch' if s.get('rho_batch') == 'cg' else 'gradient batch'} | {r['train_error']:.3g} | "
+                   f"{'CG batch' if s.get('rho_batch') == 'cg' else 'gradient batch'} | {s.get('max_cg', '–')} | "
+                   f"{'no' if s.get('precond') is False else 'yes'} | {r['train_error']:.3g} | "
                    f"{r['test_error']:.3g} |")
     return "\n".join(out)
 

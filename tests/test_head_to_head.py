@@ -184,6 +184,9 @@ def test_labels_name_what_sets_cells_apart():
     assert report.label(mart10) == "HF, gradient 1000, CG 500 for 25%, then HF [Mart10]"
     assert report.label({"method": "adam-hf", "settings": dict(hf, lr=3e-3, switch=0.25)}) == (
         "Adam lr 0.003 for 25%, then HF, gradient 5000, CG 2000")
+    assert report.label({"method": "hf", "settings": dict(hf, max_cg=50)}) == "HF, gradient 5000, CG 2000, CG cap 50"
+    assert report.label({"method": "hf", "settings": dict(hf, cg_batch=None, grad_batch=None, precond=False)}) == (
+        "HF [Mart10], no preconditioner")
 
 
 def test_table_counts_wins_at_equal_seconds_per_seed():
@@ -298,9 +301,15 @@ def test_ablations_table_names_the_setting_that_differs(tmp_path):
                  rho_batch="cg"),
             _rec("hf", 1, [(0, 100.0), (600, 14.43)], budget=600.0, cg_batch=2000, grad_batch=5000, damping=1.0)]
     lines = report.ablations(rows).splitlines()
-    assert lines[2] == ("| curves | 1 | 600 | HF, gradient 5000, CG 2000, ρ on CG batch | 45 | CG batch | 13.2 "
-                        "| 14.2 |")
-    assert lines[3] == "| curves | 1 | 600 | HF, gradient 5000, CG 2000 | 1 | gradient batch | 14.4 | 15.4 |"
+    assert lines[2] == ("| curves | 1 | 600 | HF, gradient 5000, CG 2000, ρ on CG batch | 45 | CG batch | 250 | yes "
+                        "| 13.2 | 14.2 |")
+    assert lines[3] == ("| curves | 1 | 600 | HF, gradient 5000, CG 2000 | 1 | gradient batch | 250 | yes | 14.4 "
+                        "| 15.4 |")
+    capped = _rec("hf", 1, [(0, 100.0), (600, 9.0)], budget=600.0, cg_batch=500, grad_batch=1000, max_cg=50,
+                  precond=False)
+    assert report.ablations([capped]).splitlines()[2] == (
+        "| curves | 1 | 600 | HF, gradient 1000, CG 500, CG cap 50, no preconditioner | 45 | gradient batch | 50 "
+        "| no | 9 | 10 |")
     assert report.ablations([]) == "No diagnostic runs recorded."
     doc = tmp_path / "doc.md"
     doc.write_text("a\n<!-- ablations:start -->\nold\n<!-- ablations:end -->\nb\n")
