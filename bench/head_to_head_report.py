@@ -226,10 +226,13 @@ def ablations(rows):
            "| training error | test error |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["settings"]
-        out.append(f"| {r['problem']} | {r['seed']} | {r['budget']:g} | {label(r)} | {s.get('damping', '–'):g} | "
-                   f"{'CG batch' if s.get('rho_batch') == 'cg' else 'gradient batch'} | {s.get('max_cg', '–')} | "
-                   f"{'no' if s.get('precond') is False else 'yes'} | {r['train_error']:.3g} | "
-                   f"{r['test_error']:.3g} |")
+        if r["method"] in FIRST_ORDER:  # a first-order diagnostic: no HF settings
+            hf_cols = "– | – | – | –"
+        else:
+            hf_cols = (f"{s.get('damping', math.nan):g} | {'CG batch' if s.get('rho_batch') == 'cg' else 'gradient batch'}"
+                       f" | {s.get('max_cg', '–')} | {'no' if s.get('precond') is False else 'yes'}")
+        out.append(f"| {r['problem']} | {r['seed']} | {r['budget']:g} | {label(r)} | {hf_cols} | "
+                   f"{r['train_error']:.3g} | {r['test_error']:.3g} |")
     return "\n".join(out)
 
 

@@ -310,6 +310,9 @@ def test_ablations_table_names_the_setting_that_differs(tmp_path):
     assert report.ablations([capped]).splitlines()[2] == (
         "| curves | 1 | 600 | HF, gradient 1000, CG 500, CG cap 50, no preconditioner | 45 | gradient batch | 50 "
         "| no | 9 | 10 |")
+    nag = _rec("nag", 1, [(0, 100.0), (1800, 3.0)], lr=0.01)
+    assert report.ablations([nag]).splitlines()[2] == (
+        "| curves | 1 | 1800 | NAG, lr 0.01, μ_max 0.99 | – | – | – | – | 3 | 4 |")
     assert report.ablations([]) == "No diagnostic runs recorded."
     doc = tmp_path / "doc.md"
     doc.write_text("a\n<!-- ablations:start -->\nold\n<!-- ablations:end -->\nb\n")
