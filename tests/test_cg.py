@@ -662,7 +662,7 @@ def test_an_iterate_that_overflows_falls_back_to_the_last_finite_kept_one(monkey
     def overflowing(alpha, v, y):
         out = plain(alpha, v, y)
         calls.append(1)
-        if len(calls) == 12:  # the 6th iteration's x update (r's comes first in each iteration)
+        if len(calls) == 17:  # the 6th iteration's x update (each iteration: r's, x's, then the direction's)
             out[0] = np.inf
         return out
 
@@ -704,3 +704,23 @@ def test_an_overflow_before_any_kept_iterate_returns_the_warm_start(monkeypatch,
     np.testing.assert_allclose(res.x, x0_before * scale, rtol=1e-12)
     np.testing.assert_array_equal(x0, x0_before)
     assert res.x is not x0
+
+
+@pytest.mark.parametrize("preconditioned", [False, True])
+def test_a_run_whose_residual_falls_by_more_than_1e10_matches_solve(preconditioned):
+    """CG keeps its direction as a scale times a vector and rescales the vector when the scale (the ratio of
+    rᵀz to its first value) leaves [1e-20, 1e20]: a run to a residual 1e-13 of the first passes through that
+    and still lands on numpy's solution, with φ equal to the dense quadratic at every kept iterate."""
+    a, b, _ = spd_system(31, 40, -1.0, 1.0)
+    diag = np.diag(a).copy()
+    psolve = (lambda r: r / diag) if preconditioned else None
+    seen = []
+    res = cg(lambda v: a @ v, b, psolve=psolve, tol=0.0, rtol=1e-13, max_iters=400,
+             callback=lambda i, x: seen.append((i, x)))
+    assert res.status == CGStatus.CONVERGED
+    r_end = b - a @ res.x
+    assert (r_end @ r_end) / (b @ b) < 1e-24  # rᵀr, hence rᵀM⁻¹r, fell by far more than 1e20
+    np.testing.assert_allclose(res.x, np.linalg.solve(a, b), rtol=1e-9, atol=1e-12)
+    scale = abs(dense_phi(a, b, res.x))
+    for i, x in seen:
+        assert abs(res.phi[i] - dense_phi(a, b, x)) <= 1e-10 * scale, i

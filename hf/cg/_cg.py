@@ -447,6 +447,10 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
                 "at iteration 0"
             )
         d = np.array(z, dtype=np.float64, copy=True)  # updated in place below: never r's memory
+    # The direction is kept as scale · d: its update z + β·direction is then one axpy into d
+    # (d += z / scale after scale *= β), where scaling d and adding z take two passes. Products
+    # are linear, so A·direction = scale · A·d and the scale folds into the scalars below.
+    scale = 1.0
     # Vector algebra in place (x and r are this function's own arrays, updated by BLAS axpy:
     # one pass over three vectors where a new vector would take two over five): on a model of
     # millions of parameters each pass over memory counts. A NaN or Inf in a product (or in z)
@@ -456,8 +460,8 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
     # ---- iterations -------------------------------------------------------
     while status is None and i < max_iters:
         it = i + 1
-        Ad = _call_vector("matvec", matvec, d)
-        dAd = float(d @ Ad)
+        Ad = _call_vector("matvec", matvec, d)  # A·direction / scale
+        dAd = scale * scale * float(d @ Ad)  # directionᵀ A direction
         if not math.isfinite(dAd):
             status = CGStatus.NON_FINITE
             message = f"matvec returned NaN/Inf (or d^T A d overflowed) at iteration {it}"
@@ -467,14 +471,15 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
             message = f"non-positive curvature d^T A d = {dAd:.3e} at iteration {it}"
             break
         alpha = rz / dAd
-        # φ(x + αd) = φ(x) − α dᵀr + ½α² dᵀAd (r = b − Ax): one dot product, where
-        # −½ x_newᵀ(b + r_new) takes two passes over three vectors.
-        phi_new = phi[-1] - alpha * float(d @ r) + 0.5 * alpha * alpha * dAd
+        # φ(x + αd) = φ(x) − α dᵀr + ½α² dᵀAd (r = b − Ax) with dᵀr = rᵀz (d is z plus a multiple
+        # of the previous direction, to which r is orthogonal) and α dᵀAd = rᵀz: no pass over a
+        # vector, where −½ x_newᵀ(b + r_new) takes two over three.
+        phi_new = phi[-1] - 0.5 * alpha * rz
         if not (math.isfinite(alpha) and math.isfinite(phi_new)):
             status = CGStatus.NON_FINITE
             message = f"the step or phi became non-finite at iteration {it}"
             break
-        r = _axpy(-alpha, Ad, r)
+        r = _axpy(-alpha * scale, Ad, r)
         rr = float(r @ r)
         r_norm = math.sqrt(rr) if rr >= 0.0 else math.nan
         if not math.isfinite(r_norm):  # r is not returned: x is still the last iterate
@@ -483,7 +488,7 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
             break
         # The iteration is complete: commit it.
         i = it
-        x = _axpy(alpha, d, x)
+        x = _axpy(alpha * scale, d, x)
         phi.append(phi_new)
         if i in grid_set:
             kept.append((i, x.copy()))
@@ -524,8 +529,11 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
                 f"after iteration {i}"
             )
             break
-        d *= rz_new / rz
-        d += z
+        scale *= rz_new / rz
+        d = _axpy(1.0 / scale, z, d)
+        if not 1e-20 < scale < 1e20:  # keep d and the products of d far from the float range's ends
+            d *= scale
+            scale = 1.0
         rz = rz_new
 
     if status is None:
