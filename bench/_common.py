@@ -188,7 +188,9 @@ def _git_head():
 
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hf"], cwd=HERE, capture_output=True, text=True)
+        # pathspecs from the top of the work tree (":/"): HERE is bench/, where a plain "hf" matches nothing
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", ":/hf", ":/datasets"], cwd=HERE,
+                               capture_output=True, text=True)
         return out.stdout.strip() + (" (hf/ modified)" if dirty.stdout.strip() else "")
     except OSError:
         return None
