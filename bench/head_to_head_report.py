@@ -210,7 +210,7 @@ def plot(rows, path):
         ax.set_yscale("log")
         ax.set_xlabel("minutes of one core")
         ax.set_ylabel("training squared error per image (median)")
-        ax.set_title(f"{problem.upper()} autoencoder")
+        ax.set_title(f"{problem.upper()} autoencoder, {budget / 60:.0f} minutes per run")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
