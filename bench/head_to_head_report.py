@@ -97,7 +97,7 @@ def reported(rows):
     """The reported cells (seeds other than the tuning seed), grouped by (problem, budget, label)."""
     groups = {}
     for r in rows:
-        if r["seed"] == ae.TUNING_SEED and r["budget"] == ae.TUNING_BUDGET:
+        if r["seed"] == ae.TUNING_SEED:  # the grid and its confirmation runs
             continue
         groups.setdefault((r["problem"], r["budget"], label(r)), {})[r["seed"]] = r
     return groups
@@ -166,7 +166,8 @@ def readme_section(rows, min_seeds=3):
 
 
 def grids(rows):
-    """The tuning runs: one table per problem, the chosen settings in bold, with the grid's cost."""
+    """The tuning runs: one table per problem, each method's best setting at 180 s in bold, with the grid's
+    cost, and the confirmation of its best settings over the reported budget."""
     out = []
     for problem in sorted({r["problem"] for r in rows}):
         tune = [r for r in rows if r["problem"] == problem and r["seed"] == ae.TUNING_SEED
@@ -185,7 +186,35 @@ def grids(rows):
             out.append(f"| {r['method']} | {mark}{s['lr']:g}{mark} | {s.get('mu_max', '–')} | "
                        f"{mark}{_fmt(r['train_error'])}{mark} | {_fmt(r['test_error'])} |")
         out.append("")
+        out += confirmations(problem, rows, {m: ae.tuned(problem, m, rows=rows) for m in FIRST_ORDER})
     return "\n".join(out)
+
+
+def confirmations(problem, rows, best):
+    """The grid's best settings run again on the tuning seed for the reported budget, beside their 180-s
+    figure (the tuned setting in bold), or the queue that runs them when none has."""
+    runs = []
+    for method in FIRST_ORDER:
+        grid = {tuple(ae.setting_args(r)): r for r in ae.tuning_runs(problem, method, rows)}
+        done = {tuple(ae.setting_args(r)): r for r in ae.tuning_runs(problem, method, rows, ae.CONFIRM_BUDGET)}
+        runs += [(method, t, grid[tuple(t)], done.get(tuple(t))) for t in ae.to_confirm(problem, method, rows)]
+    if not any(c for *_, c in runs):
+        return [f"Not confirmed yet: the grid's {ae.CONFIRM_TOP} best settings of each method on seed "
+                f"{ae.TUNING_SEED} for {ae.CONFIRM_BUDGET / 60:.0f} minutes (`--queue confirm-{problem}`).", ""]
+    out = [f"Confirmation on seed {ae.TUNING_SEED}: each method's {ae.CONFIRM_TOP} best settings at 180 s, run "
+           f"for {ae.CONFIRM_BUDGET / 60:.0f} minutes (a method's tuned setting, in bold, is the lower of its "
+           "two at the end, once both have run):", "",
+           f"| method | learning rate | μ_max | training error at 180 s | at {ae.CONFIRM_BUDGET:.0f} s | "
+           "best on the way | test error at the end |", "|---|---|---|---|---|---|---|"]
+    for method, setting, short, long in runs:
+        s = short["settings"]
+        mark = "**" if long is not None and best.get(method) == list(setting) else ""
+        end = "not run" if long is None else f"{mark}{_fmt(long['train_error'])}{mark}"
+        best_seen = "–" if long is None else _fmt(long["best_train_error"])
+        test = "–" if long is None else _fmt(long["test_error"])
+        out.append(f"| {method} | {mark}{s['lr']:g}{mark} | {s.get('mu_max', '–')} | {_fmt(short['train_error'])} | "
+                   f"{end} | {best_seen} | {test} |")
+    return out + [""]
 
 
 def plot(rows, path):

@@ -281,6 +281,57 @@ def test_tuning_grid_grows_past_an_edge_best():
     assert ae.beyond_the_edge("curves", inside) == []
 
 
+def test_confirmation_runs_choose_among_the_grids_two_best():
+    """A 180-s grid can favour a setting that fails later: the grid's two best settings of a method run on
+    the tuning seed for 30 minutes (``--queue confirm-P``), and once both have, the lower final training
+    error there is the tuned setting, whatever their order at 180 s; until then it is the grid's best."""
+    from bench import autoencoders as ae
+
+    def run(method, lr, err, mu=None, budget=ae.TUNING_BUDGET, seed=ae.TUNING_SEED, best=None):
+        settings = {"lr": lr, **({"mu_max": mu} if method == "nag" else {})}
+        return {"problem": "curves", "method": method, "settings": settings, "seed": seed, "budget": budget,
+                "seconds": budget, "train_error": err, "test_error": err + 1.0, "best_train_error": err if best is None else best,
+                "curve": [{"seconds": budget, "train_error": err, "test_error": err + 1.0}]}
+
+    grid = [run("nag", 3e-2, 3.9, 0.99), run("nag", 1e-2, 5.0, 0.99), run("nag", 3e-3, 7.7, 0.99),
+            run("adam", 3e-3, 6.0), run("adam", 1e-3, 6.9), run("adam", 1e-4, 16.0)]
+    assert ae.to_confirm("curves", "nag", grid) == [["--lr", "0.03", "--mu-max", "0.99"],
+                                                   ["--lr", "0.01", "--mu-max", "0.99"]]
+    collapsed = run("nag", 3e-2, 54.3, 0.99, budget=ae.CONFIRM_BUDGET, best=0.48)
+    stable = run("nag", 1e-2, 0.065, 0.99, budget=ae.CONFIRM_BUDGET)
+    assert ae.tuned("curves", "nag", rows=grid) == ["--lr", "0.03", "--mu-max", "0.99"]
+    assert ae.tuned("curves", "nag", rows=grid + [collapsed]) == ["--lr", "0.03", "--mu-max", "0.99"]  # one of two
+    assert ae.tuned("curves", "nag", rows=grid + [collapsed, stable]) == ["--lr", "0.01", "--mu-max", "0.99"]
+    # a 30-minute run on a reported seed is not a confirmation, nor is one of a setting outside the two best
+    other = [run("nag", 1e-2, 0.01, 0.99, budget=ae.CONFIRM_BUDGET, seed=1),
+             run("nag", 3e-3, 0.001, 0.99, budget=ae.CONFIRM_BUDGET)]
+    assert ae.tuned("curves", "nag", rows=grid + [collapsed] + other) == ["--lr", "0.03", "--mu-max", "0.99"]
+    # the report: the confirmation table marks the tuned setting, and confirmation runs are never reported cells
+    rows = grid + [collapsed, stable]
+    text = report.grids(rows)
+    assert "| nag | **0.01** | 0.99 | 5 | **0.065** | 0.065 | 1.06 |" in text
+    assert "| nag | 0.03 | 0.99 | 3.9 | 54.3 | 0.48 | 55.3 |" in text
+    assert "| adam | 0.003 | – | 6 | not run | – | – |" in text
+    assert report.reported(rows) == {}
+
+
+def test_confirm_queue_lists_each_methods_two_best_at_the_reported_budget(tmp_path):
+    from bench import autoencoders as ae
+
+    path = tmp_path / "r.jsonl"
+    lines = [{"problem": "mnist", "method": m, "settings": st, "seed": ae.TUNING_SEED, "budget": ae.TUNING_BUDGET,
+              "train_error": e} for m, st, e in [("adam", {"lr": 3e-3}, 6.0), ("adam", {"lr": 1e-3}, 6.9),
+                                                  ("adam", {"lr": 1e-2}, 53.7),
+                                                  ("nag", {"lr": 3e-2, "mu_max": 0.99}, 3.9),
+                                                  ("nag", {"lr": 1e-2, "mu_max": 0.995}, 5.0)]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    base = ["--problem", "mnist", "--seed", str(ae.TUNING_SEED), "--budget", str(ae.CONFIRM_BUDGET)]
+    assert ae.queue("confirm-mnist", str(path)) == [
+        base + ["--method", "adam", "--lr", "0.003"], base + ["--method", "adam", "--lr", "0.001"],
+        base + ["--method", "nag", "--lr", "0.03", "--mu-max", "0.99"],
+        base + ["--method", "nag", "--lr", "0.01", "--mu-max", "0.995"]]
+
+
 def test_readme_shows_no_figure_from_fewer_than_three_seeds():
     rows = [_rec("hf", 1, [(0, 100.0), (1800, 8.0)]), _rec("adam", 1, [(0, 100.0), (1800, 9.0)]),
             _rec("adam", 2, [(0, 100.0), (1800, 9.5)]), _rec("adam", 3, [(0, 100.0), (1800, 9.7)])]
