@@ -133,6 +133,11 @@ def _call_vector(name, fn, v):
     return out.astype(np.float64, copy=False)
 
 
+#: CG keeps its direction as ``scale · d``; when the scale leaves this open interval, d is multiplied
+#: out and the scale reset to 1.
+_SCALE_WINDOW = (1e-20, 1e20)
+
+
 # ---------------------------------------------------------------------------
 # geometric grid of kept iterations
 # ---------------------------------------------------------------------------
@@ -310,7 +315,9 @@ def cg(
     The quadratic is tracked without extra products: at the start point
     :math:`\phi(x_0) = \tfrac12 x_0^T A x_0 - b^T x_0 = -\tfrac12 x_0^T (b + r_0)`,
     and along each step :math:`\phi(x + \alpha d) = \phi(x) - \alpha\, d^T r +
-    \tfrac12 \alpha^2\, d^T A d`.
+    \tfrac12 \alpha^2\, d^T A d = \phi(x) - \tfrac12 \alpha\, r^T z` (``r`` is
+    orthogonal to the previous direction, so :math:`d^T r = r^T z`, and
+    :math:`\alpha\, d^T A d = r^T z`).
 
     The run stops at the first of:
 
@@ -529,10 +536,14 @@ def _solve(matvec, b, x0=None, *, psolve=None, max_iters, tol, shrink_x0=False, 
                 f"after iteration {i}"
             )
             break
-        scale *= rz_new / rz
-        d = _axpy(1.0 / scale, z, d)
-        if not 1e-20 < scale < 1e20:  # keep d and the products of d far from the float range's ends
-            d *= scale
+        new_scale = scale * (rz_new / rz)  # the new direction is z + new_scale · d
+        lo, hi = _SCALE_WINDOW
+        if lo < new_scale < hi:
+            scale = new_scale
+            d = _axpy(1.0 / scale, z, d)
+        else:  # keep d and its products far from the float range's ends: d becomes the direction itself
+            d *= new_scale
+            d += z
             scale = 1.0
         rz = rz_new
 
