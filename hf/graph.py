@@ -234,8 +234,9 @@ class FlatPiece(Op):
     def perform(self, node, inputs, output_storage):
         (flat,) = inputs
         if flat.shape[0] != self.total:
-            raise ValueError(f"a flat parameter vector must have {self.total} values (one per parameter value), "
-                             f"got {flat.shape[0]}")
+            name = node.inputs[0].name
+            raise ValueError(f"a flat parameter vector{f' ({name})' if name else ''} must have {self.total} values "
+                             f"(one per parameter value), got {flat.shape[0]}")
         output_storage[0][0] = flat[self.start : self.start + self.size].reshape(self.shape)
 
     def infer_shape(self, fgraph, node, input_shapes):
@@ -260,6 +261,8 @@ class FlatConcat(Op):
         self.dtype = str(dtype)
 
     def make_node(self, *terms):
+        if not terms:
+            raise ValueError("FlatConcat: needs at least one tensor to concatenate, got none")
         terms = [pt.as_tensor_variable(t) for t in terms]
         sizes = [None if None in t.type.shape else int(np.prod(t.type.shape, dtype=np.int64)) for t in terms]
         length = None if None in sizes else sum(sizes)

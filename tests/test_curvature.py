@@ -8,6 +8,7 @@ import pytest
 import hf
 from hf import function as compile_function
 from hf.curvature import flatten, unflatten
+from hf.graph import FlatConcat
 
 from . import models
 
@@ -255,8 +256,25 @@ def test_flat_vector_of_the_wrong_length_names_the_length():
     params = [pytensor.shared(np.zeros((2, 3)), name="A"), pytensor.shared(np.zeros(4), name="b")]
     flat = pt.vector("flat", dtype="float64")
     f = compile_function([flat], unflatten(flat, params))
-    with pytest.raises(ValueError, match="must have 10 values.*got 9"):
+    with pytest.raises(ValueError, match=r"vector \(flat\) must have 10 values.*got 9"):
         f(np.zeros(9))
+    with pytest.raises(ValueError, match="FlatConcat: needs at least one tensor"):
+        FlatConcat()()
+
+
+def test_flatten_pushes_tangents_forward_as_their_concatenation():
+    """The R-op of the concatenation is the concatenation of the tangents (by hand), with zeros in the place
+    of a term the tangents do not reach."""
+    rng = np.random.default_rng(4)
+    terms = [pt.matrix("A"), pt.vector("b")]
+    tangents = [pt.matrix("dA"), pt.vector("db")]
+    a, b, da, db = rng.normal(size=(2, 3)), rng.normal(size=4), rng.normal(size=(2, 3)), rng.normal(size=4)
+    (both,) = pytensor.gradient.pushforward([flatten(terms)], terms, tangents, use_op_pushforward=True)
+    f = compile_function(terms + tangents, both, on_unused_input="ignore")
+    np.testing.assert_array_equal(f(a, b, da, db), np.concatenate([da.ravel(), db]))
+    (first,) = pytensor.gradient.pushforward([flatten(terms)], terms[:1], tangents[:1], use_op_pushforward=True)
+    f = compile_function(terms + tangents[:1], first, on_unused_input="ignore")
+    np.testing.assert_array_equal(f(a, b, da), np.concatenate([da.ravel(), np.zeros(4)]))
 
 
 def test_unflatten_substitutes_a_scan_parameter():
