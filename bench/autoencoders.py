@@ -316,9 +316,17 @@ def tuning_runs(problem, method, rows, budget=TUNING_BUDGET):
 
 
 def to_confirm(problem, method, rows):
-    """The ``CONFIRM_TOP`` settings of ``method``'s grid with the lowest training error at 180 s, best first."""
-    ranked = sorted(tuning_runs(problem, method, rows), key=_final)
-    return [setting_args(r) for r in ranked[:CONFIRM_TOP]]
+    """The settings of ``method``'s grid to confirm, best first: its ``CONFIRM_TOP`` best learning rates at
+    180 s, each with its best μ_max there (NAG). In 180 s [Sut13]'s schedule stays below about 0.98, so
+    the grid cannot rank μ_max; learning rates it can. Equal errors go to the smaller μ_max."""
+    ranked = sorted(tuning_runs(problem, method, rows),
+                    key=lambda r: (_final(r), r["settings"].get("mu_max", 0.0), r["settings"]["lr"]))
+    chosen = {}
+    for r in ranked:
+        lr = float(r["settings"]["lr"])
+        if lr not in chosen and len(chosen) < CONFIRM_TOP:
+            chosen[lr] = setting_args(r)
+    return list(chosen.values())
 
 
 def tuned(problem, method, path=RESULTS, rows=None):
@@ -372,7 +380,8 @@ def best_first_order(problem, rows):
         if setting is None:
             continue
         main = [r["train_error"] for r in rows if r["problem"] == problem and r["method"] == method
-                and r["budget"] == 1800 and setting_args(r) == setting and r["train_error"] is not None]
+                and r["seed"] != TUNING_SEED and r["budget"] == CONFIRM_BUDGET and setting_args(r) == setting
+                and r["train_error"] is not None]
         tune = [r["train_error"] for r in rows if r["problem"] == problem and r["method"] == method
                 and r["seed"] == TUNING_SEED and r["budget"] == TUNING_BUDGET and setting_args(r) == setting]
         scores[method] = (0 if main else 1, float(np.median(main or tune)), setting)
@@ -391,7 +400,7 @@ def queue(name, path=RESULTS):
     ``long-P``: seed 1 for 2 hours: HF (both variants) and the better first-order method of the
     30-minute cells.
     """
-    kind, problem = name.split("-", 1)
+    kind, _, problem = name.partition("-")
     if problem not in PROBLEMS or kind not in ("tune", "confirm", "main", "long"):
         raise SystemExit(f"unknown queue {name!r}: tune-, confirm-, main- or long- and one of {sorted(PROBLEMS)}")
     rows = records.read_records(path)

@@ -206,9 +206,10 @@ def confirmations(problem, rows, best):
            "two at the end, once both have run):", "",
            f"| method | learning rate | μ_max | training error at 180 s | at {ae.CONFIRM_BUDGET:.0f} s | "
            "best on the way | test error at the end |", "|---|---|---|---|---|---|---|"]
+    complete = {m for m in FIRST_ORDER if all(c is not None for mm, *_, c in runs if mm == m)}
     for method, setting, short, long in runs:
         s = short["settings"]
-        mark = "**" if long is not None and best.get(method) == list(setting) else ""
+        mark = "**" if method in complete and best.get(method) == list(setting) else ""
         end = "not run" if long is None else f"{mark}{_fmt(long['train_error'])}{mark}"
         best_seen = "–" if long is None else _fmt(long["best_train_error"])
         test = "–" if long is None else _fmt(long["test_error"])

@@ -293,14 +293,19 @@ def test_confirmation_runs_choose_among_the_grids_two_best():
                 "seconds": budget, "train_error": err, "test_error": err + 1.0, "best_train_error": err if best is None else best,
                 "curve": [{"seconds": budget, "train_error": err, "test_error": err + 1.0}]}
 
-    grid = [run("nag", 3e-2, 3.9, 0.99), run("nag", 1e-2, 5.0, 0.99), run("nag", 3e-3, 7.7, 0.99),
-            run("adam", 3e-3, 6.0), run("adam", 1e-3, 6.9), run("adam", 1e-4, 16.0)]
+    # μ_max 0.995 ties 0.99 at lr 0.03 (180 s cannot tell them apart): one learning rate is confirmed once,
+    # with the smaller μ_max, and the second setting is the next learning rate
+    grid = [run("nag", 3e-2, 3.9, 0.995), run("nag", 3e-2, 3.9, 0.99), run("nag", 1e-2, 5.0, 0.99),
+            run("nag", 3e-3, 7.7, 0.99), run("adam", 3e-3, 6.0), run("adam", 1e-3, 6.9), run("adam", 1e-4, 16.0)]
     assert ae.to_confirm("curves", "nag", grid) == [["--lr", "0.03", "--mu-max", "0.99"],
                                                    ["--lr", "0.01", "--mu-max", "0.99"]]
     collapsed = run("nag", 3e-2, 54.3, 0.99, budget=ae.CONFIRM_BUDGET, best=0.48)
     stable = run("nag", 1e-2, 0.065, 0.99, budget=ae.CONFIRM_BUDGET)
     assert ae.tuned("curves", "nag", rows=grid) == ["--lr", "0.03", "--mu-max", "0.99"]
     assert ae.tuned("curves", "nag", rows=grid + [collapsed]) == ["--lr", "0.03", "--mu-max", "0.99"]  # one of two
+    # ... and the report marks no tuned setting until both have run
+    assert "**" not in report.confirmations("curves", grid + [collapsed],
+                                            {"nag": ae.tuned("curves", "nag", rows=grid + [collapsed])})
     assert ae.tuned("curves", "nag", rows=grid + [collapsed, stable]) == ["--lr", "0.01", "--mu-max", "0.99"]
     # a 30-minute run on a reported seed is not a confirmation, nor is one of a setting outside the two best
     other = [run("nag", 1e-2, 0.01, 0.99, budget=ae.CONFIRM_BUDGET, seed=1),
@@ -313,6 +318,12 @@ def test_confirmation_runs_choose_among_the_grids_two_best():
     assert "| nag | 0.03 | 0.99 | 3.9 | 54.3 | 0.48 | 55.3 |" in text
     assert "| adam | 0.003 | – | 6 | not run | – | – |" in text
     assert report.reported(rows) == {}
+    reported = run("nag", 1e-2, 0.2, 0.99, budget=ae.CONFIRM_BUDGET, seed=1)
+    assert list(report.reported(rows + [reported])) == [("curves", ae.CONFIRM_BUDGET, report.label(reported))]
+    # the better first-order method (the long queue's) is judged by the reported seeds' cells, never seed 0's
+    adam_runs = [run("adam", 3e-3, 2.9, budget=ae.CONFIRM_BUDGET, seed=s) for s in (1, 2, 3)]
+    assert ae.best_first_order("curves", rows + adam_runs) == ("adam", ["--lr", "0.003"])
+    assert ae.best_first_order("curves", rows + adam_runs + [reported]) == ("nag", ["--lr", "0.01", "--mu-max", "0.99"])
 
 
 def test_confirm_queue_lists_each_methods_two_best_at_the_reported_budget(tmp_path):
@@ -323,13 +334,16 @@ def test_confirm_queue_lists_each_methods_two_best_at_the_reported_budget(tmp_pa
               "train_error": e} for m, st, e in [("adam", {"lr": 3e-3}, 6.0), ("adam", {"lr": 1e-3}, 6.9),
                                                   ("adam", {"lr": 1e-2}, 53.7),
                                                   ("nag", {"lr": 3e-2, "mu_max": 0.99}, 3.9),
-                                                  ("nag", {"lr": 1e-2, "mu_max": 0.995}, 5.0)]]
+                                                  ("nag", {"lr": 1e-2, "mu_max": 0.995}, 5.0),
+                                                  ("nag", {"lr": 1e-2, "mu_max": 0.99}, 5.0)]]
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     base = ["--problem", "mnist", "--seed", str(ae.TUNING_SEED), "--budget", str(ae.CONFIRM_BUDGET)]
     assert ae.queue("confirm-mnist", str(path)) == [
         base + ["--method", "adam", "--lr", "0.003"], base + ["--method", "adam", "--lr", "0.001"],
         base + ["--method", "nag", "--lr", "0.03", "--mu-max", "0.99"],
-        base + ["--method", "nag", "--lr", "0.01", "--mu-max", "0.995"]]
+        base + ["--method", "nag", "--lr", "0.01", "--mu-max", "0.99"]]
+    with pytest.raises(SystemExit, match="unknown queue 'confirm'"):
+        ae.queue("confirm", str(path))
 
 
 def test_readme_shows_no_figure_from_fewer_than_three_seeds():
