@@ -15,6 +15,14 @@ through a Python-level inner function. ``hf``'s mode therefore replaces them by
 their inner graphs after PyTensor's stabilizing rewrites (which recognise
 ``log(softmax(x))`` and build these nodes), so that the C backend compiles and
 fuses their arithmetic like any other.
+
+PyTensor passes ``-g`` to the C compiler for every module. Debug information
+changes no generated instruction, and nobody steps through ``hf``'s compiled
+graphs in a debugger, but it is about 14 % of gcc's time, and gcc's time is
+most of a cold start (the README quick start: 20.3 s with it, 17.4 s
+without). So when ``hf`` picks the mode, it compiles with ``-g0`` appended to
+PyTensor's ``gcc__cxxflags`` for the duration of the compilation, unless those
+flags already name a ``-g`` option of the user's.
 """
 
 from __future__ import annotations
@@ -60,8 +68,23 @@ def check_mode():
 
 
 def function(inputs, outputs, *, mode=None, **kwargs):
-    """``pytensor.function`` with ``hf``'s default mode."""
-    return pytensor.function(inputs, outputs, mode=mode if mode is not None else default_mode(), **kwargs)
+    """``pytensor.function`` with ``hf``'s default mode (and C modules compiled without debug
+    information) when the caller gives no mode."""
+    if mode is None:
+        mode = default_mode()
+        if mode is not None:
+            with no_debug_info():
+                return pytensor.function(inputs, outputs, mode=mode, **kwargs)
+    return pytensor.function(inputs, outputs, mode=mode, **kwargs)
+
+
+def no_debug_info():
+    """A context in which PyTensor compiles C modules with ``-g0`` after its own ``-g`` (the last ``-g``
+    option wins), unless ``gcc__cxxflags`` already holds a ``-g`` option."""
+    flags = pytensor.config.gcc__cxxflags
+    if any(f.startswith("-g") for f in flags.split()):
+        return contextlib.nullcontext()
+    return pytensor.config.change_flags(gcc__cxxflags=f"{flags} -g0".strip())
 
 
 @contextlib.contextmanager

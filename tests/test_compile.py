@@ -75,3 +75,53 @@ def test_index_positions_are_read_once_per_compiled_function(monkeypatch):
     monkeypatch.setattr(reduce, "_used_as_index", lambda outputs: walks.append(1) or real(outputs))
     assert reduce.index_positions(f) == (1,)  # y picks the class
     assert reduce.index_positions(f) == (1,) and len(walks) == 1
+
+
+def _compile_commands(monkeypatch):
+    """The flags of every C module PyTensor compiles from now on (its own ``-g`` comes first)."""
+    from pytensor.link.c import cmodule
+
+    seen = []
+    original = cmodule.GCC_compiler.compile_str
+
+    def spy(module_name, src_code, location=None, include_dirs=None, lib_dirs=None, libs=None, preargs=None,
+            **kw):
+        seen.append(["-g"] + list(preargs or []))
+        return original(module_name, src_code, location=location, include_dirs=include_dirs, lib_dirs=lib_dirs,
+                        libs=libs, preargs=preargs, **kw)
+
+    monkeypatch.setattr(cmodule.GCC_compiler, "compile_str", staticmethod(spy))
+    return seen
+
+
+def _new_graph():
+    """A graph whose fused loop no cache holds yet (a constant of its own), so compiling it runs gcc."""
+    x = pt.vector("x")
+    return x, pt.exp(x) * float(np.random.default_rng().uniform(1, 2)) + 1.0
+
+
+def _last_g(flags):
+    return [f for f in flags if f.startswith("-g")][-1]
+
+
+@pytest.mark.skipif(_compile.default_mode() is None, reason="the user chose PyTensor's mode; hf does not change it")
+def test_hf_compiles_without_debug_information_unless_the_user_asks(monkeypatch):
+    """gcc takes the last -g option: hf's functions compile with -g0 after PyTensor's -g, the user's
+    gcc__cxxflags stay as they were afterwards, a -g option of the user's is left alone, and so is a
+    function compiled with a mode of the user's."""
+    seen = _compile_commands(monkeypatch)
+    before = pytensor.config.gcc__cxxflags
+    x, y = _new_graph()
+    f = _compile.function([x], y)
+    assert seen and all(_last_g(flags) == "-g0" for flags in seen), seen
+    np.testing.assert_allclose(f(np.array([0.0, 1.0])), np.exp([0.0, 1.0]) * (f(np.zeros(1))[0] - 1.0) + 1.0)
+    assert pytensor.config.gcc__cxxflags == before
+    seen.clear()
+    with pytensor.config.change_flags(gcc__cxxflags="-g"):
+        x, y = _new_graph()
+        _compile.function([x], y)
+    assert seen and all(_last_g(flags) == "-g" for flags in seen), seen
+    seen.clear()
+    x, y = _new_graph()
+    _compile.function([x], y, mode=_compile.default_mode())
+    assert seen and all(_last_g(flags) == "-g" for flags in seen), seen
