@@ -382,8 +382,7 @@ def best_first_order(problem, rows):
         main = [r["train_error"] for r in rows if r["problem"] == problem and r["method"] == method
                 and r["seed"] != TUNING_SEED and r["budget"] == CONFIRM_BUDGET and setting_args(r) == setting
                 and r["train_error"] is not None]
-        tune = [r["train_error"] for r in rows if r["problem"] == problem and r["method"] == method
-                and r["seed"] == TUNING_SEED and r["budget"] == TUNING_BUDGET and setting_args(r) == setting]
+        tune = [r["train_error"] for r in tuning_runs(problem, method, rows) if setting_args(r) == setting]
         scores[method] = (0 if main else 1, float(np.median(main or tune)), setting)
     if not scores:
         return None
